@@ -1,0 +1,228 @@
+"""SageRock settings: everything configurable comes from the environment.
+
+`make run` / `make test` write `.local/dev.env` for the project-local PostgreSQL
+and Redis; it is read here only for variables the real environment does not set,
+so `python manage.py ...` works against the same local services.
+"""
+
+import sys
+from pathlib import Path
+from urllib.parse import unquote
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+_dev_env_file = BASE_DIR / ".local" / "dev.env"
+if _dev_env_file.exists():
+    environ.Env.read_env(_dev_env_file, overwrite=False)
+
+DEBUG = env.bool("DEBUG", default=False)
+# PRODUCTION turns on the transport-security settings (HSTS, secure cookies,
+# TLS to the database). It is separate from DEBUG so a staging box can run with
+# DEBUG off but without TLS in front of it.
+PRODUCTION = env.bool("PRODUCTION", default=False)
+TESTING = env.bool("SAGEROCK_TESTING", default="pytest" in sys.modules)
+
+SECRET_KEY = env.str("SECRET_KEY")
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
+
+INSTALLED_APPS = [
+    "sagerock.admin_site.SageRockAdminConfig",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_tasks",
+    "django_tasks_db",
+    "sagerock",
+    "tenants",
+    "vault",
+    "marketing",
+    "schools",
+    "concierge",
+]
+if TESTING:
+    # Tenant tables that exist only in the test database (tests/tenancy_probe).
+    INSTALLED_APPS.append("tests.tenancy_probe")
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "tenants.middleware.SessionTenantContextMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "sagerock.urls"
+WSGI_APPLICATION = "sagerock.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------
+# Four login roles (ARCHITECTURE.md, "Database roles"), one alias each. Only
+# `default` (the owner) runs migrations; the router picks app/staff/service
+# from the tenant context at run time.
+DB_ROLE_ALIASES = {
+    "default": "sagerock_owner",
+    "app": "sagerock_app",
+    "staff": "sagerock_staff",
+    "service": "sagerock_service",
+}
+
+
+def _database(url_var: str, *, user: str, owner: dict | None = None) -> dict:
+    if owner is not None and url_var not in env.ENVIRON:
+        # Same server and database as the owner, the role's own user name; a
+        # password, when the server wants one, comes with an explicit URL.
+        config = {**owner, "USER": user, "PASSWORD": ""}
+    else:
+        config = env.db_url(url_var)
+    # Unix-socket directories arrive percent-encoded in the URL's host part.
+    config["HOST"] = unquote(config.get("HOST") or "")
+    config["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
+    config["CONN_HEALTH_CHECKS"] = True
+    options = dict(config.get("OPTIONS") or {})
+    options.setdefault("connect_timeout", 5)
+    if PRODUCTION:
+        # Refuse a plaintext connection to the database in production.
+        if options.get("sslmode") not in {"require", "verify-ca", "verify-full"}:
+            options["sslmode"] = "require"
+    config["OPTIONS"] = options
+    config["TEST"] = {"NAME": env.str("TEST_DATABASE_NAME", default=f"test_{config['NAME']}")}
+    return config
+
+
+_owner_db = _database("DATABASE_URL", user=DB_ROLE_ALIASES["default"])
+DATABASES = {"default": _owner_db}
+for _alias, _url_var in (("app", "DATABASE_APP_URL"), ("staff", "DATABASE_STAFF_URL"), ("service", "DATABASE_SERVICE_URL")):
+    DATABASES[_alias] = _database(_url_var, user=DB_ROLE_ALIASES[_alias], owner=_owner_db)
+    # Mirrors share the owner's test database and are never flushed through
+    # their own role (runtime roles may not TRUNCATE).
+    DATABASES[_alias]["TEST"] = {"MIRROR": "default"}
+
+DATABASE_ROUTERS = ["sagerock.db_router.TenantContextRouter"]
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Cache and rate limits -------------------------------------------------
+REDIS_URL = env.str("REDIS_URL")
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="sagerock"),
+        "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+    },
+}
+RATELIMIT_USE_CACHE = "default"
+# Named per-IP policies (requests, window in seconds); sagerock.ratelimits
+# applies them. Redis down must not take the API down: limits fail open.
+RATE_LIMITS = {
+    "webhook": (200, 60),
+    "contact_upsert": (60, 60),
+    "auth": (env.int("AUTH_RATE_LIMIT_PER_MINUTE", default=10), 60),
+}
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+# Set when more than one process serves requests (gunicorn workers, several
+# machines); the system check then insists the rate-limit cache is shared.
+MULTI_PROCESS = env.bool("MULTI_PROCESS", default=True)
+
+# --- Auth -----------------------------------------------------------------
+AUTH_USER_MODEL = "tenants.User"
+AUTHENTICATION_BACKENDS = ["tenants.auth.TenantAwareBackend"]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+if TESTING:
+    # Hashing cost is not what the tests measure.
+    PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+LOGIN_URL = "/accounts/login/"
+# Sessions live in Redis, not in a table: the runtime database roles must not
+# be able to read (and so replay) another user's session key.
+SESSION_ENGINE = "django.contrib.sessions.backends.cache"
+SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=8 * 3600)
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+
+# --- Secrets ------------------------------------------------------------------
+# Base64 32-byte AES keys, comma-separated; the first encrypts, all decrypt.
+# Tests replace them with keys they generate (vault/tests).
+VAULT_KEYS = env.str("VAULT_KEYS", default="")
+
+# --- Background tasks -------------------------------------------------------
+TASKS = {
+    "default": {
+        "BACKEND": env.str("TASKS_BACKEND", default="django_tasks_db.DatabaseBackend"),
+    },
+}
+
+# --- Internationalisation, static files -----------------------------------
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": (
+            "django.contrib.staticfiles.storage.StaticFilesStorage"
+            if DEBUG or TESTING
+            else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        )
+    },
+}
+WHITENOISE_USE_FINDERS = DEBUG or TESTING
+
+# --- Security ---------------------------------------------------------------
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+if PRODUCTION:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+    SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+
+# --- Logging ----------------------------------------------------------------
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}
+
+SILENCED_SYSTEM_CHECKS = [
+    # User.email is unique case-insensitively (a functional unique index),
+    # which this check cannot see.
+    "auth.W004",
+]

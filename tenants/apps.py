@@ -1,0 +1,18 @@
+from django.apps import AppConfig
+
+
+class TenantsConfig(AppConfig):
+    name = "tenants"
+    verbose_name = "Clients and users"
+
+    def ready(self) -> None:
+        from django.contrib.auth import signals
+        from django.contrib.auth.models import update_last_login
+
+        from tenants import checks  # noqa: F401  (registers the system checks)
+        from tenants.auth import record_last_login
+
+        # Django's receiver saves through whatever alias is current; ours
+        # writes inside the user's own context.
+        signals.user_logged_in.disconnect(update_last_login, dispatch_uid="update_last_login")
+        signals.user_logged_in.connect(record_last_login, dispatch_uid="sagerock_record_last_login")

@@ -1,0 +1,116 @@
+"""Authentication: the one narrow path that reads users before a client
+context exists.
+
+The user table is a tenant table: with no context the app role sees no user
+at all, and it never sees staff. To log someone in we therefore ask the
+database a narrow question through SECURITY DEFINER functions in schema `app`
+(see the `add_auth_lookup` migration):
+
+    app.auth_identity_by_email(email) -> (user_id, client_id, is_staff)
+    app.auth_identity_by_id(user_id)  -> (user_id, client_id, is_staff)
+
+They return only who the account belongs to, for one exact key, and only for
+active accounts. The full row (password hash included) is then read under the
+account's own context: the staff role for staff, the app role with the
+client's id for a client_admin. Nothing else in the code base reads users
+outside a context.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+
+from django.contrib.auth.backends import BaseBackend
+from django.db import connections
+from django.utils import timezone
+
+from tenants.context import APP_ALIAS, STAFF_ALIAS, staff_context, tenant_context
+from tenants.models import User
+
+
+@dataclass(frozen=True)
+class Identity:
+    user_id: int
+    client_id: int | None
+    is_staff: bool
+
+
+def _identity(function: str, argument) -> Identity | None:
+    with connections[APP_ALIAS].cursor() as cursor:
+        cursor.execute(f"SELECT user_id, client_id, is_staff FROM app.{function}(%s)", [argument])
+        row = cursor.fetchone()
+    return Identity(*row) if row else None
+
+
+def identity_by_email(email: str) -> Identity | None:
+    if not email or len(email) > 254:
+        return None
+    return _identity("auth_identity_by_email", email)
+
+
+def identity_by_id(user_id: int) -> Identity | None:
+    return _identity("auth_identity_by_id", int(user_id))
+
+
+def context_for(*, client_id: int | None, is_staff: bool) -> AbstractContextManager:
+    """The context an account's own requests run in."""
+    if is_staff:
+        return staff_context()
+    if client_id is None:
+        raise ValueError("a client account needs a client id")
+    return tenant_context(client_id)
+
+
+def context_for_user(user: User) -> AbstractContextManager:
+    return context_for(client_id=user.client_id, is_staff=user.is_staff)
+
+
+def load_user(identity: Identity) -> User | None:
+    """Read the whole account under its own context; None when it may not log
+    in (inactive, or its client is suspended)."""
+    alias = STAFF_ALIAS if identity.is_staff else APP_ALIAS
+    with context_for(client_id=identity.client_id, is_staff=identity.is_staff):
+        user = User.objects.using(alias).select_related("client").filter(pk=identity.user_id).first()
+    if user is None or not user_can_authenticate(user):
+        return None
+    return user
+
+
+def user_can_authenticate(user: User) -> bool:
+    if not user.is_active:
+        return False
+    if user.client is not None and not user.client.is_active:
+        return False
+    return True
+
+
+class TenantAwareBackend(BaseBackend):
+    """Email + password login over the narrow lookup path."""
+
+    def authenticate(self, request, username=None, password=None, email=None, **kwargs):
+        email = email or username
+        if not email or password is None:
+            return None
+        identity = identity_by_email(email)
+        user = load_user(identity) if identity else None
+        if user is None:
+            # Spend the same time as a real check, so response times do not
+            # reveal which emails have accounts.
+            User().set_password(password)
+            return None
+        if not user.check_password(password):
+            return None
+        return user
+
+    def get_user(self, user_id):
+        try:
+            identity = identity_by_id(int(user_id))
+        except (TypeError, ValueError):
+            return None
+        return load_user(identity) if identity else None
+
+
+def record_last_login(sender, user, **kwargs) -> None:
+    with context_for_user(user):
+        User.objects.filter(pk=user.pk).update(last_login=timezone.now())

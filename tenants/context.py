@@ -1,0 +1,127 @@
+"""The tenant context: which database role a piece of code runs as, and for
+which client.
+
+A context variable holds the alias (`app`, `staff`, `service`) and, for `app`,
+the client id. The DB router reads the alias; `tenant_context` writes the
+client id into the transaction (never the session), so a pooled or persistent
+connection cannot carry one request's client into the next.
+
+No context means alias `app` with no client: every tenant query returns nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+
+from django.db import connections, transaction
+
+OWNER_ALIAS = "default"
+APP_ALIAS = "app"
+STAFF_ALIAS = "staff"
+SERVICE_ALIAS = "service"
+
+
+@dataclass(frozen=True)
+class TenantState:
+    alias: str = APP_ALIAS
+    client_id: int | None = None
+
+
+_state: ContextVar[TenantState] = ContextVar("sagerock_tenant_state", default=TenantState())
+
+
+def current_alias() -> str:
+    return _state.get().alias
+
+
+def current_client_id() -> int | None:
+    return _state.get().client_id
+
+
+def _validated_client_id(client_id: object) -> int:
+    # bool is an int subclass; a stray True must not become client 1.
+    if isinstance(client_id, bool) or not isinstance(client_id, int) or client_id <= 0:
+        raise TypeError(f"client_id must be a positive integer, not {client_id!r}")
+    return client_id
+
+
+def apply_client_setting(connection, client_id: int | None) -> None:
+    """Set (or clear, with None) the client of the connection's current
+    transaction. Callers must already be inside a transaction."""
+    value = "" if client_id is None else str(_validated_client_id(client_id))
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT set_config('app.client_id', %s, true)", [value])
+
+
+@contextmanager
+def tenant_context(client_id: int) -> Iterator[None]:
+    """Run the block as `sagerock_app` for one client, inside a transaction.
+
+    Nested use for another client restores the outer client on exit; on an
+    exception the savepoint rollback restores it by itself.
+    """
+    client_id = _validated_client_id(client_id)
+    outer = _state.get()
+    token = _state.set(TenantState(APP_ALIAS, client_id))
+    try:
+        with transaction.atomic(using=APP_ALIAS):
+            connection = connections[APP_ALIAS]
+            apply_client_setting(connection, client_id)
+            yield
+            outer_client = outer.client_id if outer.alias == APP_ALIAS else None
+            if outer_client != client_id:
+                apply_client_setting(connection, outer_client)
+    finally:
+        _state.reset(token)
+
+
+@contextmanager
+def staff_context() -> Iterator[None]:
+    """Run the block as `sagerock_staff` (all clients), inside a transaction.
+    Only for staff users: Django admin and the staff API."""
+    token = _state.set(TenantState(STAFF_ALIAS, None))
+    try:
+        with transaction.atomic(using=STAFF_ALIAS):
+            yield
+    finally:
+        _state.reset(token)
+
+
+@contextmanager
+def dangerously_bypass_rls() -> Iterator[None]:
+    """Run the block as `sagerock_service`, which bypasses Row Level Security.
+
+    Only for operator commands that must cross clients (provisioning, key
+    rotation, check_rls); never reachable from a web request.
+    """
+    token = _state.set(TenantState(SERVICE_ALIAS, None))
+    try:
+        with transaction.atomic(using=SERVICE_ALIAS):
+            yield
+    finally:
+        _state.reset(token)
+
+
+@contextmanager
+def owner_context() -> Iterator[None]:
+    """Route ORM queries to `default` (the owner role) for schema work: the
+    `migrate` command runs inside it, so data migrations that do not pass
+    `using=` reach the connection that holds the migration's locks."""
+    token = _state.set(TenantState(OWNER_ALIAS, None))
+    try:
+        yield
+    finally:
+        _state.reset(token)
+
+
+@contextmanager
+def no_tenant_context() -> Iterator[None]:
+    """Explicitly run with no client: alias `app`, every tenant table empty."""
+    token = _state.set(TenantState())
+    try:
+        yield
+    finally:
+        _state.reset(token)

@@ -1,0 +1,311 @@
+"""Read the live catalog and list every way tenant isolation is broken.
+
+A table holds client data when it has a `client_id` column (or is the client
+table itself). Such a table must have RLS enabled and forced, exactly the two
+role policies that `tenants.operations.EnableTenantRLS` creates, a NOT NULL
+`client_id`, and unique keys that include `client_id`. Every other table must
+be on `NO_CLIENT_DATA` with the reason it holds nothing of any client's. No
+runtime role may TRUNCATE (it ignores RLS) or run DDL.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import connections
+
+from tenants.operations import APP_POLICY, AUTH_LOOKUP_POLICY, STAFF_POLICY, tenant_predicate
+
+logger = logging.getLogger(__name__)
+
+# Tables that hold no client's data, each with the reason.
+NO_CLIENT_DATA: dict[str, str] = {
+    "django_migrations": "migration history: schema metadata only",
+    "django_content_type": "catalog of installed models",
+    "auth_permission": "catalog of model permissions",
+    "auth_group": "Django groups are not used (roles are the permission model); stays empty",
+    "auth_group_permissions": "Django groups are not used; stays empty",
+    "django_admin_log": "not written: AdminSite records changes in the tenant-scoped AuditEvent instead",
+    "django_tasks_database_dbtaskresult": "task queue: task name and ids; tasks re-enter a client context themselves",
+}
+
+# Tables whose tenant key is not `client_id`.
+TENANT_KEY_COLUMN: dict[str, str] = {
+    "tenants_client": "id",
+}
+
+# Tenant tables whose `client_id` may be NULL, with the reason. NULL rows are
+# visible to staff only (the app policy's equality is never true for NULL).
+NULLABLE_TENANT_KEY: dict[str, str] = {
+    "tenants_user": "staff accounts (super_admin, admin) belong to no client",
+    "tenants_auditevent": "platform events (staff accounts) belong to no client",
+}
+
+# Tables the narrow authentication lookup reads (see tenants.auth).
+AUTH_LOOKUP_TABLES: dict[str, str] = {
+    "tenants_user": "login by email and session restore read the account's owner before a context exists",
+}
+
+# Unique keys that are deliberately global, with the reason.
+GLOBAL_UNIQUE: dict[tuple[str, str], str] = {
+    ("tenants_client", "tenants_client_slug_key"): "client slugs are global names; only staff and operators create clients",
+    ("tenants_client", "tenants_client_public_id_key"): "random UUIDs; only staff and operators create clients",
+    ("tenants_user", "tenants_user_email_ci_uniq"): "login identity is global; only staff and operators create accounts",
+}
+
+RUNTIME_ALIASES = ("app", "staff")
+FORBIDDEN_TABLE_PRIVILEGES = ("TRUNCATE", "REFERENCES", "TRIGGER")
+
+
+@dataclass(frozen=True)
+class Problem:
+    table: str
+    problem: str
+
+    def __str__(self) -> str:
+        return f"{self.table}: {self.problem}"
+
+
+def _normalize(expression: str | None) -> str:
+    return re.sub(r"\s+", "", expression or "").replace('"', "").lower()
+
+
+def _expected_tenant_predicate(key_column: str) -> str:
+    # PostgreSQL deparses `(SELECT f())` as `( SELECT f() AS f)`.
+    return _normalize(
+        tenant_predicate(key_column).replace(
+            "(SELECT app.current_client_id())", "(SELECT app.current_client_id() AS current_client_id)"
+        )
+    )
+
+
+def _roles() -> dict[str, str]:
+    return settings.DB_ROLE_ALIASES
+
+
+def find_problems(using: str = "app") -> list[Problem]:
+    roles = _roles()
+    problems: list[Problem] = []
+    with connections[using].cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT c.oid, c.relname, c.relrowsecurity, c.relforcerowsecurity, pg_get_userbyid(c.relowner)
+            FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p')
+            ORDER BY c.relname
+            """
+        )
+        tables = cursor.fetchall()
+        cursor.execute(
+            """
+            SELECT a.attrelid, a.attname, a.attnotnull
+            FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+            JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE n.nspname = current_schema() AND a.attnum > 0 AND NOT a.attisdropped
+              AND a.attname = 'client_id'
+            """
+        )
+        client_columns = {oid: notnull for oid, _name, notnull in cursor.fetchall()}
+        cursor.execute(
+            """
+            SELECT tablename, policyname, permissive, roles::text[], cmd, qual, with_check
+            FROM pg_policies WHERE schemaname = current_schema()
+            """
+        )
+        policies: dict[str, list[tuple]] = {}
+        for row in cursor.fetchall():
+            policies.setdefault(row[0], []).append(row[1:])
+        cursor.execute(
+            """
+            SELECT c.relname, i.relname,
+                   ARRAY(SELECT a.attname FROM unnest(x.indkey) k
+                         LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k),
+                   x.indisprimary
+            FROM pg_index x
+            JOIN pg_class c ON c.oid = x.indrelid
+            JOIN pg_class i ON i.oid = x.indexrelid
+            JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE n.nspname = current_schema() AND x.indisunique
+            """
+        )
+        unique_indexes = cursor.fetchall()
+        privileges = {}
+        for alias in RUNTIME_ALIASES:
+            cursor.execute(
+                f"""
+                SELECT c.relname, {", ".join(f"has_table_privilege(%s, c.oid, '{p}')" for p in FORBIDDEN_TABLE_PRIVILEGES)}
+                FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p')
+                """,
+                [roles[alias]] * len(FORBIDDEN_TABLE_PRIVILEGES),
+            )
+            privileges[alias] = cursor.fetchall()
+        cursor.execute(
+            """
+            SELECT r.rolname,
+                   has_schema_privilege(r.rolname, current_schema(), 'CREATE'),
+                   has_schema_privilege(r.rolname, 'app', 'CREATE'),
+                   has_database_privilege(r.rolname, current_database(), 'CREATE'),
+                   r.rolbypassrls, r.rolsuper
+            FROM pg_roles r WHERE r.rolname = ANY(%s)
+            """,
+            [[roles[alias] for alias in ("app", "staff")]],
+        )
+        role_rows = cursor.fetchall()
+        cursor.execute(
+            """
+            SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE n.nspname = current_schema() AND c.relkind = 'v'
+              AND NOT coalesce('security_invoker=true' = ANY(c.reloptions), false)
+            """
+        )
+        definer_views = [row[0] for row in cursor.fetchall()]
+
+    runtime_roles = {roles[a] for a in RUNTIME_ALIASES}
+    for oid, table, rls_on, rls_forced, owner in tables:
+        is_tenant = oid in client_columns or table in TENANT_KEY_COLUMN
+        if owner in runtime_roles:
+            problems.append(Problem(table, f"owned by runtime role {owner} (it could disable RLS or alter the table)"))
+        if not is_tenant:
+            if table not in NO_CLIENT_DATA:
+                problems.append(Problem(table, "no client_id column and not on the NO_CLIENT_DATA allow-list"))
+            continue
+        key = TENANT_KEY_COLUMN.get(table, "client_id")
+        if not rls_on:
+            problems.append(Problem(table, "row level security is not enabled"))
+        if not rls_forced:
+            problems.append(Problem(table, "row level security is not forced (the owner bypasses it)"))
+        if key == "client_id" and not client_columns.get(oid) and table not in NULLABLE_TENANT_KEY:
+            problems.append(Problem(table, "client_id is nullable"))
+        problems.extend(_policy_problems(table, key, policies.get(table, []), roles))
+
+    tenant_tables = {t[1] for t in tables if t[0] in client_columns or t[1] in TENANT_KEY_COLUMN}
+    for table, index, columns, is_primary in unique_indexes:
+        if table not in tenant_tables or is_primary or (table, index) in GLOBAL_UNIQUE:
+            continue
+        key = TENANT_KEY_COLUMN.get(table, "client_id")
+        if key not in columns:
+            shown = ", ".join(c or "<expression>" for c in columns)
+            problems.append(Problem(table, f"unique key {index} ({shown}) does not include {key}"))
+
+    for alias, rows in privileges.items():
+        for table, *flags in rows:
+            for privilege, granted in zip(FORBIDDEN_TABLE_PRIVILEGES, flags):
+                if granted:
+                    problems.append(Problem(table, f"{roles[alias]} has {privilege}"))
+
+    for role_name, create_public, create_app, create_db, bypassrls, superuser in role_rows:
+        if create_public:
+            problems.append(Problem("(schema)", f"{role_name} may create objects in the public schema"))
+        if create_app:
+            problems.append(Problem("(schema app)", f"{role_name} may create objects in schema app"))
+        if create_db:
+            problems.append(Problem("(database)", f"{role_name} may create schemas in the database"))
+        if bypassrls or superuser:
+            problems.append(Problem("(role)", f"{role_name} bypasses row level security"))
+
+    for view in definer_views:
+        problems.append(Problem(view, "view without security_invoker (it would read with its owner's rights)"))
+
+    problems.extend(_function_problems(using))
+    return problems
+
+
+def _policy_problems(table: str, key: str, table_policies: list[tuple], roles: dict[str, str]) -> list[Problem]:
+    problems = []
+    expected_predicate = _expected_tenant_predicate(key)
+    seen = set()
+    for name, permissive, policy_roles, command, qual, with_check in table_policies:
+        policy_roles = set(policy_roles)
+        if name == APP_POLICY:
+            ok = (
+                permissive == "PERMISSIVE"
+                and policy_roles == {roles["app"]}
+                and command == "ALL"
+                and _normalize(qual) == expected_predicate
+                and _normalize(with_check) == expected_predicate
+            )
+        elif name == STAFF_POLICY:
+            ok = (
+                permissive == "PERMISSIVE"
+                and policy_roles == {roles["staff"]}
+                and command == "ALL"
+                and _normalize(qual) == "true"
+                and _normalize(with_check) == "true"
+            )
+        elif name == AUTH_LOOKUP_POLICY and table in AUTH_LOOKUP_TABLES:
+            ok = (
+                permissive == "PERMISSIVE"
+                and policy_roles == {roles["default"]}
+                and command == "SELECT"
+                and _normalize(qual) == "(session_user<>current_user)"
+            )
+        else:
+            problems.append(Problem(table, f"unexpected policy {name} ({command} to {', '.join(sorted(policy_roles))})"))
+            continue
+        seen.add(name)
+        if not ok:
+            problems.append(Problem(table, f"policy {name} has another shape: {command} to {', '.join(sorted(policy_roles))} using {qual} with check {with_check}"))
+    for required in (APP_POLICY, STAFF_POLICY):
+        if required not in seen and not any(p.problem.startswith(f"policy {required}") for p in problems):
+            problems.append(Problem(table, f"missing policy {required}"))
+    return problems
+
+
+def _function_problems(using: str) -> list[Problem]:
+    roles = _roles()
+    problems = []
+    with connections[using].cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT p.proname, pg_get_userbyid(p.proowner), p.prosecdef, p.proconfig,
+                   has_function_privilege(%s, p.oid, 'EXECUTE'),
+                   has_function_privilege(%s, p.oid, 'EXECUTE')
+            FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+            WHERE n.nspname = 'app'
+            """,
+            [roles["app"], roles["staff"]],
+        )
+        functions = {row[0]: row[1:] for row in cursor.fetchall()}
+    if "current_client_id" not in functions:
+        problems.append(Problem("app.current_client_id()", "function is missing"))
+    for name, (owner, definer, config, app_exec, staff_exec) in functions.items():
+        label = f"app.{name}()"
+        if owner != roles["default"]:
+            problems.append(Problem(label, f"owned by {owner}, not {roles['default']}"))
+        if definer and not any((c or "").startswith("search_path=") for c in (config or [])):
+            problems.append(Problem(label, "SECURITY DEFINER without a fixed search_path"))
+    return problems
+
+
+def format_problems(problems: list[Problem]) -> str:
+    width = max([len("table")] + [len(p.table) for p in problems])
+    lines = [f"{'table'.ljust(width)}  problem", f"{'-' * width}  {'-' * 7}"]
+    lines += [f"{p.table.ljust(width)}  {p.problem}" for p in problems]
+    return "\n".join(lines)
+
+
+class RLSBroken(RuntimeError):
+    pass
+
+
+def refuse_to_start_without_rls() -> None:
+    """Called by the WSGI entry point: a deployment with broken isolation
+    must not serve."""
+    from django.db import DatabaseError
+
+    try:
+        problems = find_problems()
+    except DatabaseError as error:
+        # An unreachable database is /healthz's to report, not a reason to
+        # crash-loop the web workers.
+        logger.warning("Row Level Security not checked at start-up: %s", error.__class__.__name__)
+        return
+    finally:
+        connections.close_all()
+    if problems:
+        logger.critical("Row Level Security check failed; refusing to start:\n%s", format_problems(problems))
+        raise RLSBroken(f"{len(problems)} Row Level Security problem(s); run `manage.py check_rls`")

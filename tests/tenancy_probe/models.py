@@ -1,0 +1,21 @@
+"""Two tenant tables that exist only in the test database, to exercise the
+RLS machinery on a parent/child pair the way every product table will use it."""
+
+from django.db import models
+
+from tenants.models import TenantModel
+
+
+class ProbeNote(TenantModel):
+    title = models.CharField(max_length=100)
+
+    class Meta(TenantModel.Meta):
+        app_label = "tenancy_probe"
+
+
+class ProbeComment(TenantModel):
+    note = models.ForeignKey(ProbeNote, on_delete=models.CASCADE, related_name="comments")
+    body = models.CharField(max_length=100)
+
+    class Meta(TenantModel.Meta):
+        app_label = "tenancy_probe"

@@ -1,0 +1,196 @@
+"""Row Level Security, proven by raw SQL as each database role.
+
+Every test here is transactional: rows are committed through the service role
+so that the app, staff and owner connections can (or cannot) see them.
+"""
+
+import pytest
+from django.db import DatabaseError, connections, transaction
+
+from tenants.context import apply_client_setting, dangerously_bypass_rls
+from tenants.services import audit_record
+from tests.factories import ALL_DATABASES, make_client, make_user
+from tests.tenancy_probe.models import ProbeComment, ProbeNote
+
+pytestmark = pytest.mark.django_db(databases=ALL_DATABASES, transaction=True)
+
+
+def tenant_tables() -> list[tuple[str, str]]:
+    """(table, tenant key column) for every table that holds client data."""
+    with connections["default"].cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'client_id' AND NOT a.attisdropped
+            WHERE n.nspname = current_schema() AND c.relkind = 'r' ORDER BY 1
+            """
+        )
+        tables = [(row[0], "client_id") for row in cursor.fetchall()]
+    return [("tenants_client", "id"), *tables]
+
+
+@pytest.fixture
+def two_clients():
+    """Two clients with a row in every tenant table this suite knows."""
+    a, b = make_client(slug="alpha"), make_client(slug="bravo")
+    for client in (a, b):
+        make_user(client=client, email=f"admin@{client.slug}.test")
+        with dangerously_bypass_rls():
+            audit_record(client_id=client.pk, actor="test", action="test.seeded")
+            note = ProbeNote.objects.create(client=client, title=f"{client.slug} note")
+            ProbeComment.objects.create(client=client, note=note, body="hello")
+    return a, b
+
+
+def app_count(table: str, key: str, client_id: int | None, condition: str = "true") -> int:
+    with transaction.atomic(using="app"), connections["app"].cursor() as cursor:
+        if client_id is not None:
+            apply_client_setting(connections["app"], client_id)
+        cursor.execute(f'SELECT count(*) FROM "{table}" WHERE {condition}')
+        return cursor.fetchone()[0]
+
+
+def test_with_no_client_set_every_tenant_table_returns_no_rows(two_clients):
+    tables = tenant_tables()
+    assert {"tenants_client", "tenants_user", "tenants_auditevent", "tenancy_probe_probenote"} <= {t for t, _ in tables}
+    for table, key in tables:
+        with connections["service"].cursor() as cursor:
+            cursor.execute(f'SELECT count(*) FROM "{table}"')
+            assert cursor.fetchone()[0] > 0 or table not in {"tenants_client", "tenants_user"}, table
+        assert app_count(table, key, None) == 0, table
+
+
+def test_with_client_a_set_only_client_a_rows_are_visible(two_clients):
+    a, b = two_clients
+    for table, key in tenant_tables():
+        assert app_count(table, key, a.pk, f'"{key}" <> {a.pk}') == 0, table
+    assert app_count("tenants_user", "client_id", a.pk) == 1
+    assert app_count("tenancy_probe_probenote", "client_id", a.pk) == 1
+    assert app_count("tenants_client", "id", a.pk) == 1
+
+
+def test_app_role_never_sees_staff_accounts(two_clients, super_admin):
+    a, _ = two_clients
+    assert app_count("tenants_user", "client_id", a.pk, "client_id IS NULL") == 0
+
+
+def test_inserting_a_row_for_another_client_is_rejected(two_clients):
+    a, b = two_clients
+    with pytest.raises(DatabaseError, match="row-level security"):
+        with transaction.atomic(using="app"), connections["app"].cursor() as cursor:
+            apply_client_setting(connections["app"], a.pk)
+            cursor.execute(
+                "INSERT INTO tenancy_probe_probenote (client_id, public_id, title) VALUES (%s, gen_random_uuid(), 'x')",
+                [b.pk],
+            )
+
+
+def test_moving_an_own_row_into_another_client_is_rejected(two_clients):
+    a, b = two_clients
+    with pytest.raises(DatabaseError, match="row-level security"):
+        with transaction.atomic(using="app"), connections["app"].cursor() as cursor:
+            apply_client_setting(connections["app"], a.pk)
+            cursor.execute("UPDATE tenancy_probe_probenote SET client_id = %s", [b.pk])
+
+
+def test_update_and_delete_of_another_clients_rows_touch_nothing(two_clients):
+    a, b = two_clients
+    with transaction.atomic(using="app"), connections["app"].cursor() as cursor:
+        apply_client_setting(connections["app"], a.pk)
+        cursor.execute("UPDATE tenancy_probe_probenote SET title = 'pwned' WHERE client_id = %s", [b.pk])
+        assert cursor.rowcount == 0
+        cursor.execute("DELETE FROM tenancy_probe_probecomment WHERE client_id = %s", [b.pk])
+        assert cursor.rowcount == 0
+        cursor.execute("UPDATE tenants_user SET is_active = false WHERE client_id = %s", [b.pk])
+        assert cursor.rowcount == 0
+        cursor.execute("UPDATE tenants_client SET name = 'pwned' WHERE id = %s", [b.pk])
+        assert cursor.rowcount == 0
+    with dangerously_bypass_rls():
+        assert ProbeNote.objects.get(client=b).title == "bravo note"
+        assert ProbeComment.objects.filter(client=b).count() == 1
+
+
+@pytest.mark.parametrize("alias", ["app", "staff"])
+def test_truncate_is_denied_to_runtime_roles(two_clients, alias):
+    with pytest.raises(DatabaseError, match="permission denied"):
+        with transaction.atomic(using=alias), connections[alias].cursor() as cursor:
+            cursor.execute("TRUNCATE tenancy_probe_probecomment")
+
+
+@pytest.mark.parametrize("alias", ["app", "staff"])
+def test_runtime_roles_cannot_create_or_alter_tables(alias):
+    for statement in (
+        "CREATE TABLE public.sneaky (id int)",
+        "ALTER TABLE tenants_user DISABLE ROW LEVEL SECURITY",
+        "DROP POLICY tenant_isolation ON tenants_user",
+        "CREATE SCHEMA sneaky",
+    ):
+        with pytest.raises(DatabaseError, match="permission denied|must be owner"):
+            with transaction.atomic(using=alias), connections[alias].cursor() as cursor:
+                cursor.execute(statement)
+
+
+def test_client_setting_does_not_survive_its_transaction(two_clients):
+    a, _ = two_clients
+    connection = connections["app"]
+    with transaction.atomic(using="app"), connection.cursor() as cursor:
+        apply_client_setting(connection, a.pk)
+        cursor.execute("SELECT count(*), pg_backend_pid() FROM tenancy_probe_probenote")
+        count, first_pid = cursor.fetchone()
+        assert count == 1
+    with transaction.atomic(using="app"), connection.cursor() as cursor:
+        cursor.execute("SELECT count(*), pg_backend_pid() FROM tenancy_probe_probenote")
+        count, second_pid = cursor.fetchone()
+    assert second_pid == first_pid, "the second transaction must run on the same connection"
+    assert count == 0
+
+
+def test_client_setting_made_outside_a_transaction_does_not_stick(two_clients):
+    a, _ = two_clients
+    connection = connections["app"]
+    with connection.cursor() as cursor:
+        # Autocommit: the statement is its own transaction.
+        cursor.execute("SELECT set_config('app.client_id', %s, true)", [str(a.pk)])
+        cursor.execute("SELECT count(*) FROM tenancy_probe_probenote")
+        assert cursor.fetchone()[0] == 0
+
+
+def test_staff_role_sees_every_client(two_clients, super_admin):
+    with connections["staff"].cursor() as cursor:
+        cursor.execute("SELECT count(DISTINCT client_id) FROM tenancy_probe_probenote")
+        assert cursor.fetchone()[0] == 2
+        cursor.execute("SELECT count(*) FROM tenants_user WHERE client_id IS NULL")
+        assert cursor.fetchone()[0] == 1
+
+
+def test_service_role_bypasses_rls(two_clients):
+    with connections["service"].cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM tenants_client")
+        assert cursor.fetchone()[0] == 2
+
+
+def test_owner_role_is_subject_to_rls(two_clients):
+    with connections["default"].cursor() as cursor:
+        for table in ("tenants_client", "tenants_user", "tenancy_probe_probenote"):
+            cursor.execute(f"SELECT count(*) FROM {table}")
+            assert cursor.fetchone()[0] == 0, table
+
+
+def test_a_reference_from_a_client_a_row_to_a_client_b_row_is_rejected(two_clients):
+    a, b = two_clients
+    with dangerously_bypass_rls():
+        b_note = ProbeNote.objects.get(client=b)
+    # Even the service role, which bypasses RLS, cannot point A's row at B's.
+    with pytest.raises(DatabaseError, match="same_client"):
+        with dangerously_bypass_rls():
+            ProbeComment.objects.create(client=a, note=b_note, body="cross")
+            connections["service"].check_constraints()
+    with pytest.raises(DatabaseError, match="same_client"):
+        with transaction.atomic(using="app"), connections["app"].cursor() as cursor:
+            apply_client_setting(connections["app"], a.pk)
+            cursor.execute(
+                "INSERT INTO tenancy_probe_probecomment (client_id, public_id, note_id, body) "
+                "VALUES (%s, gen_random_uuid(), %s, 'x')",
+                [a.pk, b_note.pk],
+            )
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
