@@ -1,7 +1,7 @@
-from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import BaseUserCreationForm
+from django.contrib.auth.forms import UserChangeForm as DjangoUserChangeForm
 from django.core.exceptions import PermissionDenied, ValidationError
 
 from sagerock.admin_site import AuditedModelAdmin
@@ -84,7 +84,7 @@ class UserCreationForm(_RoleRules, BaseUserCreationForm):
         return email
 
 
-class UserChangeForm(_RoleRules, forms.ModelForm):
+class UserChangeForm(_RoleRules, DjangoUserChangeForm):
     class Meta:
         model = User
         fields = ("email", "full_name", "role", "client", "is_active")

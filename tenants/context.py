@@ -30,7 +30,7 @@ class TenantState:
     client_id: int | None = None
 
 
-_state: ContextVar[TenantState] = ContextVar("sagerock_tenant_state", default=TenantState())
+_state: ContextVar[TenantState] = ContextVar("sagerock_tenant_state", default=TenantState())  # noqa: B039 - frozen
 
 
 def current_alias() -> str:

@@ -193,7 +193,7 @@ def find_problems(using: str = "app") -> list[Problem]:
 
     for alias, rows in privileges.items():
         for table, *flags in rows:
-            for privilege, granted in zip(FORBIDDEN_TABLE_PRIVILEGES, flags):
+            for privilege, granted in zip(FORBIDDEN_TABLE_PRIVILEGES, flags, strict=True):
                 if granted:
                     problems.append(Problem(table, f"{roles[alias]} has {privilege}"))
 
@@ -248,7 +248,8 @@ def _policy_problems(table: str, key: str, table_policies: list[tuple], roles: d
             continue
         seen.add(name)
         if not ok:
-            problems.append(Problem(table, f"policy {name} has another shape: {command} to {', '.join(sorted(policy_roles))} using {qual} with check {with_check}"))
+            shape = f"{command} to {', '.join(sorted(policy_roles))} using {qual} with check {with_check}"
+            problems.append(Problem(table, f"policy {name} has another shape: {shape}"))
     for required in (APP_POLICY, STAFF_POLICY):
         if required not in seen and not any(p.problem.startswith(f"policy {required}") for p in problems):
             problems.append(Problem(table, f"missing policy {required}"))
@@ -272,7 +273,7 @@ def _function_problems(using: str) -> list[Problem]:
         functions = {row[0]: row[1:] for row in cursor.fetchall()}
     if "current_client_id" not in functions:
         problems.append(Problem("app.current_client_id()", "function is missing"))
-    for name, (owner, definer, config, app_exec, staff_exec) in functions.items():
+    for name, (owner, definer, config, _app_exec, _staff_exec) in functions.items():
         label = f"app.{name}()"
         if owner != roles["default"]:
             problems.append(Problem(label, f"owned by {owner}, not {roles['default']}"))

@@ -1,0 +1,102 @@
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import connections
+
+from tenants.rls import find_problems
+
+pytestmark = pytest.mark.django_db(databases=["default", "app", "staff", "service"], transaction=True)
+
+
+@pytest.fixture
+def owner_sql():
+    """Run DDL as the owner and undo it afterwards, committed so that the
+    check (which reads the catalog through the app role) sees it."""
+    cleanup: list[str] = []
+
+    def run(statement: str, undo: str | None = None) -> None:
+        with connections["default"].cursor() as cursor:
+            cursor.execute(statement)
+        if undo:
+            cleanup.append(undo)
+
+    yield run
+    with connections["default"].cursor() as cursor:
+        for statement in reversed(cleanup):
+            cursor.execute(statement)
+
+
+def problems_for(table: str) -> list[str]:
+    return [p.problem for p in find_problems() if p.table == table]
+
+
+def test_check_rls_passes_on_the_migrated_schema(capsys):
+    call_command("check_rls")
+    assert "every tenant table is isolated" in capsys.readouterr().out
+
+
+def test_check_rls_fails_naming_a_tenant_table_without_rls(owner_sql, capsys):
+    owner_sql("CREATE TABLE leaky_things (id bigint PRIMARY KEY, client_id bigint NOT NULL)", "DROP TABLE leaky_things")
+    with pytest.raises(CommandError, match="Row Level Security problem"):
+        call_command("check_rls")
+    report = capsys.readouterr().err
+    assert "leaky_things" in report
+    assert "row level security is not enabled" in report
+    assert "missing policy tenant_isolation" in report
+
+
+def test_check_rls_reports_rls_that_is_enabled_but_not_forced(owner_sql):
+    owner_sql("CREATE TABLE half_things (id bigint PRIMARY KEY, client_id bigint NOT NULL)", "DROP TABLE half_things")
+    owner_sql("ALTER TABLE half_things ENABLE ROW LEVEL SECURITY")
+    problems = problems_for("half_things")
+    assert "row level security is not forced (the owner bypasses it)" in problems
+    assert "row level security is not enabled" not in problems
+
+
+def test_check_rls_reports_a_policy_of_another_shape(owner_sql):
+    owner_sql("CREATE TABLE odd_things (id bigint PRIMARY KEY, client_id bigint NOT NULL)", "DROP TABLE odd_things")
+    owner_sql("ALTER TABLE odd_things ENABLE ROW LEVEL SECURITY")
+    owner_sql("ALTER TABLE odd_things FORCE ROW LEVEL SECURITY")
+    owner_sql(
+        "CREATE POLICY tenant_isolation ON odd_things TO sagerock_app "
+        "USING (client_id = app.current_client_id() OR true)"
+    )
+    owner_sql("CREATE POLICY staff_all_clients ON odd_things TO sagerock_staff USING (true) WITH CHECK (true)")
+    owner_sql("CREATE POLICY everyone ON odd_things TO PUBLIC USING (true)")
+    problems = problems_for("odd_things")
+    assert any(p.startswith("policy tenant_isolation has another shape") for p in problems)
+    assert any(p.startswith("unexpected policy everyone") for p in problems)
+
+
+def test_check_rls_reports_truncate_grants_and_unique_keys_without_client_id(owner_sql):
+    owner_sql(
+        "CREATE TABLE keyed_things (id bigint PRIMARY KEY, client_id bigint NOT NULL, code text UNIQUE)",
+        "DROP TABLE keyed_things",
+    )
+    owner_sql("GRANT TRUNCATE ON keyed_things TO sagerock_app")
+    problems = problems_for("keyed_things")
+    assert "sagerock_app has TRUNCATE" in problems
+    assert "unique key keyed_things_code_key (code) does not include client_id" in problems
+
+
+def test_check_rls_reports_a_table_that_is_neither_tenant_nor_allow_listed(owner_sql):
+    owner_sql("CREATE TABLE mystery_things (id bigint PRIMARY KEY, owner_email text)", "DROP TABLE mystery_things")
+    assert problems_for("mystery_things") == ["no client_id column and not on the NO_CLIENT_DATA allow-list"]
+
+
+def test_check_rls_reports_a_view_that_reads_with_its_owners_rights(owner_sql):
+    owner_sql("CREATE VIEW all_users AS SELECT id, email FROM tenants_user", "DROP VIEW all_users")
+    assert problems_for("all_users") == ["view without security_invoker (it would read with its owner's rights)"]
+
+
+def test_check_rls_reports_a_nullable_client_id(owner_sql):
+    owner_sql("CREATE TABLE loose_things (id bigint PRIMARY KEY, client_id bigint)", "DROP TABLE loose_things")
+    assert "client_id is nullable" in problems_for("loose_things")
+
+
+def test_the_system_check_reports_problems_at_deploy_time(owner_sql):
+    from django.core import checks
+
+    owner_sql("CREATE TABLE leaky_things (id bigint PRIMARY KEY, client_id bigint NOT NULL)", "DROP TABLE leaky_things")
+    messages = checks.run_checks(databases=["default"], tags=[checks.Tags.database])
+    assert any(m.id == "tenants.E001" and "leaky_things" in m.msg for m in messages)
