@@ -328,7 +328,19 @@ def run_stops(stops) -> None:
         stop()
 
 
+def _stop_on_signals() -> None:
+    """Ctrl-C and SIGTERM both mean "stop what we started", even when this
+    process was started with SIGINT ignored (a background job)."""
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def cmd_run() -> int:
+    _stop_on_signals()
     env, stops = services()
     env = {**os.environ, **env}
     env.setdefault("DEBUG", "1")
@@ -366,6 +378,7 @@ def cmd_run() -> int:
 
 
 def cmd_test(pytest_args: list[str]) -> int:
+    _stop_on_signals()
     env, stops = services()
     env = {**os.environ, **env, "SAGEROCK_TESTING": "1"}
     try:
