@@ -16,3 +16,9 @@ class TenantsConfig(AppConfig):
         # writes inside the user's own context.
         signals.user_logged_in.disconnect(update_last_login, dispatch_uid="update_last_login")
         signals.user_logged_in.connect(record_last_login, dispatch_uid="sagerock_record_last_login")
+
+        from corsheaders.signals import check_request_enabled
+
+        from tenants.oauth import first_party_origin_allowed
+
+        check_request_enabled.connect(first_party_origin_allowed, dispatch_uid="sagerock_first_party_origins")

@@ -9,8 +9,15 @@ database a narrow question through SECURITY DEFINER functions in schema `app`
     app.auth_identity_by_email(email) -> (user_id, client_id, is_staff)
     app.auth_identity_by_id(user_id)  -> (user_id, client_id, is_staff)
 
-They return only who the account belongs to, for one exact key, and only for
-active accounts. The full row (password hash included) is then read under the
+and, for OAuth credentials, whose they are (see `owner_of`):
+
+    app.oauth_access_token_owner(checksum)  -> (client_id, is_staff)
+    app.oauth_refresh_token_owner(checksum) -> (client_id, is_staff)
+    app.oauth_grant_owner(code)             -> (client_id, is_staff)
+    app.oauth_application_owner(client_id)  -> (client_id, is_staff)
+
+They return only who the account or credential belongs to, for one exact
+key, and only for active accounts. The full row (password hash included) is then read under the
 account's own context: the staff role for staff, the app role with the
 client's id for a client_admin. Nothing else in the code base reads users
 outside a context.
@@ -51,6 +58,36 @@ def identity_by_email(email: str) -> Identity | None:
 
 def identity_by_id(user_id: int) -> Identity | None:
     return _identity("auth_identity_by_id", int(user_id))
+
+
+@dataclass(frozen=True)
+class Owner:
+    client_id: int | None
+    is_staff: bool
+
+
+OWNER_LOOKUPS = {
+    "access_token": "oauth_access_token_owner",
+    "refresh_token": "oauth_refresh_token_owner",
+    "grant": "oauth_grant_owner",
+    "application": "oauth_application_owner",
+}
+
+
+def owner_of(kind: str, key: str) -> Owner | None:
+    """Whose OAuth credential is this? None when unknown (or the owner may
+    not be served: a client credential of no client)."""
+    if not key or len(key) > 512:
+        return None
+    with connections[APP_ALIAS].cursor() as cursor:
+        cursor.execute(f"SELECT client_id, is_staff FROM app.{OWNER_LOOKUPS[kind]}(%s)", [key])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    owner = Owner(*row)
+    if owner.client_id is None and not owner.is_staff:
+        return None
+    return owner
 
 
 def context_for(*, client_id: int | None, is_staff: bool) -> AbstractContextManager:

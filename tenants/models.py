@@ -215,3 +215,14 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action} {self.target}".strip()
+
+
+# OAuth tables are tenant tables too; their models live beside this module.
+from tenants.oauth_models import (  # noqa: E402, F401
+    OAuthAccessToken,
+    OAuthApplication,
+    OAuthDeviceGrant,
+    OAuthGrant,
+    OAuthIDToken,
+    OAuthRefreshToken,
+)

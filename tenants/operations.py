@@ -22,6 +22,10 @@ def tenant_predicate(key_column: str) -> str:
     return f"({_q(key_column)} = (SELECT app.current_client_id()))"
 
 
+def shared_predicate(key_column: str) -> str:
+    return f"({tenant_predicate(key_column)} OR ({_q(key_column)} IS NULL))"
+
+
 APP_POLICY = "tenant_isolation"
 STAFF_POLICY = "staff_all_clients"
 AUTH_LOOKUP_POLICY = "auth_lookup"
@@ -59,17 +63,25 @@ class EnableTenantRLS(_SQLOperation):
     that same-client foreign keys point at.
 
     `key_column` is `client_id` everywhere except the client table itself,
-    whose rows are keyed by `id`.
+    whose rows are keyed by `id`, and OAuth applications (`tenant_id`, as
+    `client_id` there is the OAuth identifier).
+
+    `shared_when_null` lets the app role read (never write) rows whose key is
+    NULL: first-party OAuth applications that every client's users sign in
+    through.
     """
 
-    def __init__(self, model_name: str, key_column: str = "client_id"):
+    def __init__(self, model_name: str, key_column: str = "client_id", shared_when_null: bool = False):
         self.model_name = model_name
         self.key_column = key_column
+        self.shared_when_null = shared_when_null
 
     def deconstruct(self):
         kwargs = {"model_name": self.model_name}
         if self.key_column != "client_id":
             kwargs["key_column"] = self.key_column
+        if self.shared_when_null:
+            kwargs["shared_when_null"] = True
         return self.__class__.__name__, [], kwargs
 
     def describe(self):
@@ -82,11 +94,12 @@ class EnableTenantRLS(_SQLOperation):
     def forwards_sql(self, table):
         t = _q(table)
         predicate = tenant_predicate(self.key_column)
+        visible = shared_predicate(self.key_column) if self.shared_when_null else predicate
         statements = [
             f"ALTER TABLE {t} ENABLE ROW LEVEL SECURITY",
             f"ALTER TABLE {t} FORCE ROW LEVEL SECURITY",
             f"CREATE POLICY {APP_POLICY} ON {t} AS PERMISSIVE FOR ALL TO {role('app')} "
-            f"USING {predicate} WITH CHECK {predicate}",
+            f"USING {visible} WITH CHECK {predicate}",
             f"CREATE POLICY {STAFF_POLICY} ON {t} AS PERMISSIVE FOR ALL TO {role('staff')} "
             f"USING (true) WITH CHECK (true)",
         ]

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.db import connections
 
-from tenants.operations import APP_POLICY, AUTH_LOOKUP_POLICY, STAFF_POLICY, tenant_predicate
+from tenants.operations import APP_POLICY, AUTH_LOOKUP_POLICY, STAFF_POLICY, shared_predicate, tenant_predicate
 
 logger = logging.getLogger(__name__)
 
@@ -35,25 +35,54 @@ NO_CLIENT_DATA: dict[str, str] = {
 # Tables whose tenant key is not `client_id`.
 TENANT_KEY_COLUMN: dict[str, str] = {
     "tenants_client": "id",
+    # `client_id` there is the OAuth client identifier.
+    "tenants_oauthapplication": "tenant_id",
+}
+
+# Tenant tables whose app policy also lets every client READ the rows with a
+# NULL key (never write them), with the reason.
+SHARED_WHEN_NULL: dict[str, str] = {
+    "tenants_oauthapplication": "first-party applications (the browser front end) serve every client's users",
 }
 
 # Tenant tables whose `client_id` may be NULL, with the reason. NULL rows are
 # visible to staff only (the app policy's equality is never true for NULL).
+_STAFF_TOKENS = "staff users' tokens and grants belong to no client"
 NULLABLE_TENANT_KEY: dict[str, str] = {
     "tenants_user": "staff accounts (super_admin, admin) belong to no client",
     "tenants_auditevent": "platform events (staff accounts) belong to no client",
+    "tenants_oauthapplication": "first-party applications belong to no client",
+    "tenants_oauthaccesstoken": _STAFF_TOKENS,
+    "tenants_oauthrefreshtoken": _STAFF_TOKENS,
+    "tenants_oauthgrant": _STAFF_TOKENS,
+    "tenants_oauthidtoken": _STAFF_TOKENS,
+    "tenants_oauthdevicegrant": _STAFF_TOKENS,
 }
 
 # Tables the narrow authentication lookup reads (see tenants.auth).
 AUTH_LOOKUP_TABLES: dict[str, str] = {
     "tenants_user": "login by email and session restore read the account's owner before a context exists",
+    "tenants_oauthaccesstoken": "API authentication resolves a bearer token's owner before a context exists",
+    "tenants_oauthrefreshtoken": "the token endpoint resolves a refresh token's owner",
+    "tenants_oauthgrant": "the token endpoint resolves an authorization code's owner",
+    "tenants_oauthapplication": "the token endpoint resolves a client-credentials application's client",
 }
 
 # Unique keys that are deliberately global, with the reason.
+_RANDOM = "server-generated random value: a conflict reveals nothing, and clients never choose it"
 GLOBAL_UNIQUE: dict[tuple[str, str], str] = {
     ("tenants_client", "tenants_client_slug_key"): "client slugs are global names; only staff and operators create clients",
     ("tenants_client", "tenants_client_public_id_key"): "random UUIDs; only staff and operators create clients",
     ("tenants_user", "tenants_user_email_ci_uniq"): "login identity is global; only staff and operators create accounts",
+    ("tenants_oauthapplication", "tenants_oauthapplication_client_id_key"): _RANDOM,
+    ("tenants_oauthgrant", "tenants_oauthgrant_code_key"): _RANDOM,
+    ("tenants_oauthidtoken", "tenants_oauthidtoken_jti_key"): _RANDOM,
+    ("tenants_oauthaccesstoken", "tenants_oauthaccesstoken_token_checksum_key"): _RANDOM,
+    ("tenants_oauthrefreshtoken", "tenants_oauthrefreshtoken_token_checksum_revoked_7e40e1c4_uniq"): _RANDOM,
+    ("tenants_oauthdevicegrant", "tenants_oauthdevicegrant_unique_device_code"): _RANDOM,
+    ("tenants_oauthaccesstoken", "tenants_oauthaccesstoken_id_token_id_key"): "one-to-one link between two rows of the same client",
+    ("tenants_oauthaccesstoken", "tenants_oauthaccesstoken_source_refresh_token_id_key"): "one-to-one link between two rows of the same client",
+    ("tenants_oauthrefreshtoken", "tenants_oauthrefreshtoken_access_token_id_key"): "one-to-one link between two rows of the same client",
 }
 
 RUNTIME_ALIASES = ("app", "staff")
@@ -73,12 +102,10 @@ def _normalize(expression: str | None) -> str:
     return re.sub(r"\s+", "", expression or "").replace('"', "").lower()
 
 
-def _expected_tenant_predicate(key_column: str) -> str:
+def _deparsed(predicate: str) -> str:
     # PostgreSQL deparses `(SELECT f())` as `( SELECT f() AS f)`.
     return _normalize(
-        tenant_predicate(key_column).replace(
-            "(SELECT app.current_client_id())", "(SELECT app.current_client_id() AS current_client_id)"
-        )
+        predicate.replace("(SELECT app.current_client_id())", "(SELECT app.current_client_id() AS current_client_id)")
     )
 
 
@@ -105,10 +132,13 @@ def find_problems(using: str = "app") -> list[Problem]:
             FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
             JOIN pg_namespace n ON n.oid = c.relnamespace
             WHERE n.nspname = current_schema() AND a.attnum > 0 AND NOT a.attisdropped
-              AND a.attname = 'client_id'
+              AND a.attname IN ('client_id', 'tenant_id', 'id')
             """
         )
-        client_columns = {oid: notnull for oid, _name, notnull in cursor.fetchall()}
+        columns = cursor.fetchall()
+        client_columns = {oid: notnull for oid, name, notnull in columns if name == "client_id"}
+        names = {oid: name for oid, name, *_ in [(t[0], t[1]) for t in tables]}
+        key_not_null = {(names.get(oid), name): notnull for oid, name, notnull in columns}
         cursor.execute(
             """
             SELECT tablename, policyname, permissive, roles::text[], cmd, qual, with_check
@@ -178,8 +208,8 @@ def find_problems(using: str = "app") -> list[Problem]:
             problems.append(Problem(table, "row level security is not enabled"))
         if not rls_forced:
             problems.append(Problem(table, "row level security is not forced (the owner bypasses it)"))
-        if key == "client_id" and not client_columns.get(oid) and table not in NULLABLE_TENANT_KEY:
-            problems.append(Problem(table, "client_id is nullable"))
+        if not key_not_null.get((table, key)) and table not in NULLABLE_TENANT_KEY:
+            problems.append(Problem(table, f"{key} is nullable"))
         problems.extend(_policy_problems(table, key, policies.get(table, []), roles))
 
     tenant_tables = {t[1] for t in tables if t[0] in client_columns or t[1] in TENANT_KEY_COLUMN}
@@ -216,7 +246,8 @@ def find_problems(using: str = "app") -> list[Problem]:
 
 def _policy_problems(table: str, key: str, table_policies: list[tuple], roles: dict[str, str]) -> list[Problem]:
     problems = []
-    expected_predicate = _expected_tenant_predicate(key)
+    expected_predicate = _deparsed(tenant_predicate(key))
+    expected_visible = _deparsed(shared_predicate(key)) if table in SHARED_WHEN_NULL else expected_predicate
     seen = set()
     for name, permissive, policy_roles, command, qual, with_check in table_policies:
         policy_roles = set(policy_roles)
@@ -225,7 +256,7 @@ def _policy_problems(table: str, key: str, table_policies: list[tuple], roles: d
                 permissive == "PERMISSIVE"
                 and policy_roles == {roles["app"]}
                 and command == "ALL"
-                and _normalize(qual) == expected_predicate
+                and _normalize(qual) == expected_visible
                 and _normalize(with_check) == expected_predicate
             )
         elif name == STAFF_POLICY:

@@ -172,3 +172,97 @@ def user_deactivate(*, user: User, actor: User | str | None) -> User:
         user.save(update_fields=["is_active"])
         audit_record(client_id=user.client_id, actor=actor, action="user.deactivated", target=f"user:{user.email}")
     return user
+
+
+def client_profile_update(*, client: Client, name: str, actor, ip: str | None = None) -> Client:
+    """A client_admin renames their own organization."""
+    with transaction.atomic(using=current_alias()):
+        previous = client.name
+        client.name = name.strip()
+        client.save(update_fields=["name"])
+        audit_record(
+            client_id=client.pk, actor=actor, action="client.profile_updated", target=f"client:{client.slug}",
+            metadata={"fields": ["name"], "from": previous}, ip=ip,
+        )
+    return client
+
+
+def client_update_by_staff(*, client: Client, changes: dict, actor, ip: str | None = None) -> Client:
+    allowed = {"name", "status", "products"}
+    changes = {key: value for key, value in changes.items() if key in allowed}
+    if "products" in changes:
+        changes["products"] = _validate_products(changes["products"])
+    with transaction.atomic(using=current_alias()):
+        for key, value in changes.items():
+            setattr(client, key, value)
+        if changes:
+            client.save(update_fields=sorted(changes))
+            audit_record(
+                client_id=client.pk, actor=actor, action="client.changed", target=f"client:{client.slug}",
+                metadata={"fields": sorted(changes)}, ip=ip,
+            )
+    return client
+
+
+def api_application_create(*, client_id: int, name: str, actor, ip: str | None = None):
+    """A server-to-server (client credentials) application acting for one
+    client. Returns (application, client_secret); the secret is shown once
+    and only its hash is stored."""
+    from oauth2_provider.generators import generate_client_secret
+
+    from tenants.models import OAuthApplication
+
+    secret = generate_client_secret()
+    with transaction.atomic(using=current_alias()):
+        application = OAuthApplication.objects.create(
+            tenant_id=client_id,
+            name=name.strip(),
+            client_type=OAuthApplication.CLIENT_CONFIDENTIAL,
+            authorization_grant_type=OAuthApplication.GRANT_CLIENT_CREDENTIALS,
+            client_secret=secret,
+            hash_client_secret=True,
+            skip_authorization=True,
+        )
+        audit_record(
+            client_id=client_id, actor=actor, action="api_application.created",
+            target=f"api_application:{application.client_id}", metadata={"name": application.name}, ip=ip,
+        )
+    return application, secret
+
+
+def api_application_revoke(*, application, actor, ip: str | None = None) -> None:
+    """Delete the application; its tokens go with it."""
+    with transaction.atomic(using=current_alias()):
+        audit_record(
+            client_id=application.tenant_id, actor=actor, action="api_application.revoked",
+            target=f"api_application:{application.client_id}", metadata={"name": application.name}, ip=ip,
+        )
+        application.delete()
+
+
+def oauth_first_party_app_create(*, name: str, redirect_uris: list[str], allowed_origins: list[str], actor):
+    """The browser front end: a public client using authorization code + PKCE,
+    shared by every client's users."""
+    from tenants.models import OAuthApplication
+
+    if not redirect_uris:
+        raise ValidationError({"redirect_uris": "Give at least one redirect URI."})
+    with transaction.atomic(using=current_alias()):
+        application = OAuthApplication(
+            tenant=None,
+            name=name.strip(),
+            client_type=OAuthApplication.CLIENT_PUBLIC,
+            authorization_grant_type=OAuthApplication.GRANT_AUTHORIZATION_CODE,
+            redirect_uris=" ".join(redirect_uris),
+            allowed_origins=" ".join(allowed_origins),
+            skip_authorization=True,
+            client_secret="",
+            hash_client_secret=False,
+        )
+        application.full_clean(exclude=["client_secret", "user"])
+        application.save()
+        audit_record(
+            client_id=None, actor=actor, action="oauth_app.created", target=f"oauth_app:{application.client_id}",
+            metadata={"name": application.name, "redirect_uris": redirect_uris, "allowed_origins": allowed_origins},
+        )
+    return application

@@ -8,6 +8,7 @@ import pytest
 from django.db import DatabaseError, connections, transaction
 
 from tenants.context import apply_client_setting, dangerously_bypass_rls
+from tenants.rls import TENANT_KEY_COLUMN
 from tenants.services import audit_record
 from tests.factories import ALL_DATABASES, make_client, make_user
 from tests.tenancy_probe.models import ProbeComment, ProbeNote
@@ -25,7 +26,7 @@ def tenant_tables() -> list[tuple[str, str]]:
             WHERE n.nspname = current_schema() AND c.relkind = 'r' ORDER BY 1
             """
         )
-        tables = [(row[0], "client_id") for row in cursor.fetchall()]
+        tables = [(row[0], TENANT_KEY_COLUMN.get(row[0], "client_id")) for row in cursor.fetchall()]
     return [("tenants_client", "id"), *tables]
 
 

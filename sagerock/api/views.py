@@ -1,0 +1,48 @@
+"""Base classes every API view over tenant rows inherits.
+
+Row Level Security already limits what the database returns; these bases add
+the same scoping in the query (so the planner uses client indexes and a
+mistake is caught twice), address objects by their non-sequential public id,
+and make the safe path the only easy one: a subclass that overrides
+`get_queryset` is refused when the class is created.
+"""
+
+from rest_framework import viewsets
+
+from sagerock.api.permissions import is_staff_principal
+
+
+class TenantScopedMixin:
+    lookup_field = "public_id"
+    lookup_value_regex = "[0-9a-fA-F-]{36}"
+    # Path from the model to its client id column.
+    tenant_field = "client_id"
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "get_queryset" in cls.__dict__:
+            raise TypeError(
+                f"{cls.__name__} overrides get_queryset(); define base_queryset() instead, "
+                "so the tenant scoping cannot be bypassed by accident."
+            )
+
+    def base_queryset(self):
+        return self.queryset.all()
+
+    def get_queryset(self):
+        queryset = self.base_queryset()
+        user = self.request.user
+        if is_staff_principal(user):
+            return queryset
+        client_id = getattr(user, "client_id", None)
+        if client_id is None:
+            return queryset.none()
+        return queryset.filter(**{self.tenant_field: client_id})
+
+
+class TenantScopedViewSet(TenantScopedMixin, viewsets.GenericViewSet):
+    pass
+
+
+class TenantScopedModelViewSet(TenantScopedMixin, viewsets.ModelViewSet):
+    pass

@@ -1,0 +1,101 @@
+"""The OAuth 2.0 endpoints, run inside the right tenant context.
+
+The authorization endpoint needs a logged-in user, so it runs in that user's
+session context (SessionTenantContextMiddleware). The token and revocation
+endpoints carry no session: before the toolkit touches a table, the credential
+in the request (authorization code, refresh token, client id, token) is
+resolved to its owner through the narrow lookup (tenants.auth.owner_of), and
+the toolkit then runs in that owner's context. An unknown credential runs with
+no client at all, so the toolkit finds nothing and answers `invalid_grant`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from contextlib import nullcontext
+from urllib.parse import unquote_plus
+
+from django.contrib.auth import views as auth_views
+from django.utils.decorators import method_decorator
+from oauth2_provider import views as oauth_views
+
+from sagerock.api.authentication import token_checksum
+from sagerock.ratelimits import rate_limited
+from tenants.auth import Owner, context_for, owner_of
+from tenants.models import OAuthApplication
+
+
+def _basic_auth_client_id(request) -> str | None:
+    scheme, _, value = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    client_id, _, _ = decoded.partition(":")
+    return unquote_plus(client_id)
+
+
+def token_request_owner(request) -> Owner | None:
+    grant_type = request.POST.get("grant_type", "")
+    if grant_type == "authorization_code":
+        return owner_of("grant", request.POST.get("code", ""))
+    if grant_type == "refresh_token":
+        return owner_of("refresh_token", token_checksum(request.POST.get("refresh_token", "")))
+    if grant_type == "client_credentials":
+        client_id = request.POST.get("client_id") or _basic_auth_client_id(request) or ""
+        return owner_of("application", client_id)
+    return None
+
+
+def revocation_owner(request) -> Owner | None:
+    checksum = token_checksum(request.POST.get("token", ""))
+    kinds = ("refresh_token", "access_token")
+    if request.POST.get("token_type_hint") != "refresh_token":
+        kinds = ("access_token", "refresh_token")
+    for kind in kinds:
+        owner = owner_of(kind, checksum)
+        if owner is not None:
+            return owner
+    return None
+
+
+def _owner_context(owner: Owner | None):
+    if owner is None:
+        return nullcontext()
+    return context_for(client_id=owner.client_id, is_staff=owner.is_staff)
+
+
+@method_decorator(rate_limited("auth"), name="post")
+class TokenView(oauth_views.TokenView):
+    def post(self, request, *args, **kwargs):
+        # No rollback on an error answer: refresh-token reuse detection
+        # revokes the token family and then answers invalid_grant.
+        with _owner_context(token_request_owner(request)):
+            return super().post(request, *args, **kwargs)
+
+
+class RevokeTokenView(oauth_views.RevokeTokenView):
+    def post(self, request, *args, **kwargs):
+        with _owner_context(revocation_owner(request)):
+            return super().post(request, *args, **kwargs)
+
+
+@method_decorator(rate_limited("auth", methods=("POST",)), name="dispatch")
+class LoginView(auth_views.LoginView):
+    """The login step of the authorization flow. There is no sign-up."""
+
+    template_name = "registration/login.html"
+    redirect_authenticated_user = False
+
+
+def first_party_origin_allowed(sender, request, **kwargs) -> bool:
+    """django-cors-headers hook: also allow the origins registered on a
+    first-party application (`create_oauth_app --allowed-origin`)."""
+    origin = request.headers.get("Origin")
+    if not origin:
+        return False
+    origins = OAuthApplication.objects.filter(tenant__isnull=True).values_list("allowed_origins", flat=True)
+    return any(origin in (allowed or "").split() for allowed in origins)
