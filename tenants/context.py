@@ -65,14 +65,15 @@ def tenant_context(client_id: int) -> Iterator[None]:
     """
     client_id = _validated_client_id(client_id)
     outer = _state.get()
+    connection = connections[APP_ALIAS]
+    nested = connection.in_atomic_block
     token = _state.set(TenantState(APP_ALIAS, client_id))
     try:
         with transaction.atomic(using=APP_ALIAS):
-            connection = connections[APP_ALIAS]
             apply_client_setting(connection, client_id)
             yield
             outer_client = outer.client_id if outer.alias == APP_ALIAS else None
-            if outer_client != client_id:
+            if nested and outer_client != client_id and not connection.needs_rollback:
                 apply_client_setting(connection, outer_client)
     finally:
         _state.reset(token)

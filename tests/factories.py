@@ -63,3 +63,48 @@ def admin_a(client_a):
 @pytest.fixture
 def admin_b(client_b):
     return make_user(client=client_b, email="admin@bravo.test")
+
+
+def make_web_app():
+    """The first-party browser application (public client, PKCE)."""
+    from tenants.services import oauth_first_party_app_create
+
+    with dangerously_bypass_rls():
+        return oauth_first_party_app_create(
+            name=f"Web {next(_sequence)}", redirect_uris=["http://127.0.0.1:9/callback"], allowed_origins=[],
+            actor="test",
+        )
+
+
+def make_api_application(client: Client):
+    """A client's server-to-server application; returns (application, secret)."""
+    from tenants.services import api_application_create
+
+    with dangerously_bypass_rls():
+        return api_application_create(client_id=client.pk, name=f"Server {next(_sequence)}", actor="test")
+
+
+def issue_token(user: User | None = None, *, application=None, expires_in: int = 900) -> str:
+    """An access token as the token endpoint would store it (checksum only);
+    returns the raw bearer value."""
+    import secrets
+    from datetime import timedelta
+
+    from django.utils import timezone
+    from oauth2_provider.models import set_token_value
+
+    from tenants.models import OAuthAccessToken
+
+    raw = secrets.token_urlsafe(30)
+    application = application or make_web_app()
+    with dangerously_bypass_rls():
+        token = OAuthAccessToken(
+            user=user, application=application, scope="api", expires=timezone.now() + timedelta(seconds=expires_in)
+        )
+        set_token_value(token, raw)
+        token.save()
+    return raw
+
+
+def bearer(raw: str) -> dict:
+    return {"HTTP_AUTHORIZATION": f"Bearer {raw}"}

@@ -8,3 +8,9 @@ class CreatedCursorPagination(CursorPagination):
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 200
+
+
+class CreatedAtCursorPagination(CreatedCursorPagination):
+    """For the toolkit's models, whose timestamp is `created`."""
+
+    ordering = ("-created", "-id")

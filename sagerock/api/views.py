@@ -14,7 +14,6 @@ from sagerock.api.permissions import is_staff_principal
 
 class TenantScopedMixin:
     lookup_field = "public_id"
-    lookup_value_regex = "[0-9a-fA-F-]{36}"
     # Path from the model to its client id column.
     tenant_field = "client_id"
 

@@ -5,6 +5,7 @@ from rest_framework.exceptions import PermissionDenied
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from sagerock.api.pagination import CreatedAtCursorPagination
 from sagerock.api.permissions import IsClientAdminUser, IsClientPrincipal, IsStaff, is_staff_principal
 from sagerock.api.views import TenantScopedViewSet
 from sagerock.ratelimits import client_ip
@@ -112,6 +113,7 @@ class ApiApplicationViewSet(mixins.ListModelMixin, mixins.DestroyModelMixin, Ten
     lookup_value_regex = "[A-Za-z0-9]{1,100}"
     tenant_field = "tenant_id"
     filter_backends = []
+    pagination_class = CreatedAtCursorPagination
 
     @extend_schema(request=s.ApiApplicationCreateInputSerializer, responses={201: s.ApiApplicationCreatedSerializer})
     def create(self, request):
