@@ -175,6 +175,10 @@ SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 
 # --- Secrets ------------------------------------------------------------------
+# HMAC key that proves each transaction's client to the database
+# (tenants/context_proof.py); installed there by `migrate` and rotated with
+# `manage.py rotate_tenant_context_secret`.
+TENANT_CONTEXT_SECRET = env.str("TENANT_CONTEXT_SECRET")
 # Base64 32-byte AES keys, comma-separated; the first encrypts, all decrypt.
 # Tests replace them with keys they generate (vault/tests).
 VAULT_KEYS = env.str("VAULT_KEYS", default="")

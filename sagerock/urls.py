@@ -27,7 +27,10 @@ urlpatterns = [
 ]
 
 if settings.TESTING:
-    urlpatterns.append(path("test-only/", include("tests.probe_urls")))
+    urlpatterns += [
+        path("test-only/", include("tests.probe_urls")),
+        path("api/test-only/", include("tests.probe_api_urls")),
+    ]
 
 handler400 = "sagerock.api.exceptions.api_aware_400"
 handler403 = "sagerock.api.exceptions.api_aware_403"

@@ -22,3 +22,9 @@ class TenantsConfig(AppConfig):
         from tenants.oauth import first_party_origin_allowed
 
         check_request_enabled.connect(first_party_origin_allowed, dispatch_uid="sagerock_first_party_origins")
+
+        from django.db.models.signals import post_migrate
+
+        from tenants.signals import install_tenant_context_key
+
+        post_migrate.connect(install_tenant_context_key, sender=self, dispatch_uid="sagerock_tenant_context_key")

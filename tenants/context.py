@@ -51,9 +51,11 @@ def _validated_client_id(client_id: object) -> int:
 def apply_client_setting(connection, client_id: int | None) -> None:
     """Set (or clear, with None) the client of the connection's current
     transaction. Callers must already be inside a transaction."""
-    value = "" if client_id is None else str(_validated_client_id(client_id))
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT set_config('app.client_id', %s, true)", [value])
+    from tenants import context_proof
+
+    if client_id is not None:
+        client_id = _validated_client_id(client_id)
+    context_proof.set_transaction_client(connection, client_id)
 
 
 @contextmanager

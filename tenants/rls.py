@@ -287,29 +287,70 @@ def _policy_problems(table: str, key: str, table_policies: list[tuple], roles: d
     return problems
 
 
+# Who may EXECUTE each function in schema `app` (among the runtime roles).
+FUNCTION_EXECUTORS: dict[str, set[str]] = {
+    "current_client_id": {"app"},
+}
+DEFAULT_EXECUTORS = {"app", "staff"}
+SECRET_TABLE = "app.tenant_context_key"
+
+
 def _function_problems(using: str) -> list[Problem]:
     roles = _roles()
+    aliases = ("app", "staff", "service")
     problems = []
     with connections[using].cursor() as cursor:
         cursor.execute(
-            """
+            f"""
             SELECT p.proname, pg_get_userbyid(p.proowner), p.prosecdef, p.proconfig,
-                   has_function_privilege(%s, p.oid, 'EXECUTE'),
-                   has_function_privilege(%s, p.oid, 'EXECUTE')
+                   has_function_privilege('public', p.oid, 'EXECUTE'),
+                   {", ".join("has_function_privilege(%s, p.oid, 'EXECUTE')" for _ in aliases)}
             FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
             WHERE n.nspname = 'app'
+              AND NOT EXISTS (SELECT 1 FROM pg_depend d
+                              WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e')
             """,
-            [roles["app"], roles["staff"]],
+            [roles[alias] for alias in aliases],
         )
         functions = {row[0]: row[1:] for row in cursor.fetchall()}
+        cursor.execute("SELECT to_regclass(%s) IS NOT NULL", [SECRET_TABLE])
+        secret_table_exists = cursor.fetchone()[0]
+        readers = []
+        if secret_table_exists:
+            for alias in aliases:
+                cursor.execute(
+                    "SELECT has_table_privilege(%s, %s, 'SELECT') OR has_table_privilege(%s, %s, 'INSERT') "
+                    "OR has_table_privilege(%s, %s, 'UPDATE')",
+                    [roles[alias], SECRET_TABLE] * 3,
+                )
+                if cursor.fetchone()[0]:
+                    readers.append(roles[alias])
+            cursor.execute("SELECT pg_get_userbyid(relowner) FROM pg_class WHERE oid = %s::regclass", [SECRET_TABLE])
+            secret_owner = cursor.fetchone()[0]
     if "current_client_id" not in functions:
         problems.append(Problem("app.current_client_id()", "function is missing"))
-    for name, (owner, definer, config, _app_exec, _staff_exec) in functions.items():
+    if not secret_table_exists:
+        problems.append(Problem(SECRET_TABLE, "missing: the tenant context cannot be verified"))
+    else:
+        for reader in readers:
+            problems.append(Problem(SECRET_TABLE, f"{reader} can read or change the verification keys"))
+        if secret_owner != roles["default"]:
+            problems.append(Problem(SECRET_TABLE, f"owned by {secret_owner}, not {roles['default']}"))
+    for name, (owner, definer, config, public_exec, *role_exec) in functions.items():
         label = f"app.{name}()"
         if owner != roles["default"]:
             problems.append(Problem(label, f"owned by {owner}, not {roles['default']}"))
+        if name == "current_client_id" and not definer:
+            problems.append(Problem(label, "not SECURITY DEFINER: it could not read the verification keys"))
         if definer and not any((c or "").startswith("search_path=") for c in (config or [])):
             problems.append(Problem(label, "SECURITY DEFINER without a fixed search_path"))
+        if public_exec:
+            problems.append(Problem(label, "EXECUTE is granted to PUBLIC"))
+        expected = FUNCTION_EXECUTORS.get(name, DEFAULT_EXECUTORS)
+        granted = {alias for alias, allowed in zip(aliases, role_exec, strict=True) if allowed}
+        if granted != expected:
+            shown = ", ".join(sorted(roles[a] for a in granted)) or "nobody"
+            problems.append(Problem(label, f"EXECUTE granted to {shown}; expected {', '.join(sorted(roles[a] for a in expected))}"))
     return problems
 
 

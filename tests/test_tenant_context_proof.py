@@ -1,0 +1,186 @@
+"""The tenant context cannot be forged from SQL on the app connection: the
+client id counts only with an HMAC proof bound to this backend and this
+transaction (tenants/context_proof.py)."""
+
+import psycopg
+import pytest
+from django.conf import settings
+from django.db import DatabaseError, connections, transaction
+from django.test import Client as HttpClient
+
+from tenants.context import apply_client_setting, dangerously_bypass_rls
+from tenants.context_proof import proof, secret
+from tests.factories import ALL_DATABASES, bearer, issue_token, make_client, make_user
+from tests.tenancy_probe.models import ProbeNote
+
+pytestmark = pytest.mark.django_db(databases=ALL_DATABASES, transaction=True)
+
+
+@pytest.fixture
+def two_clients():
+    a, b = make_client(slug="alpha"), make_client(slug="bravo")
+    with dangerously_bypass_rls():
+        for client in (a, b):
+            ProbeNote.objects.create(client=client, title=f"{client.slug} secret note")
+    return a, b
+
+
+def app_cursor_in_context(client_id):
+    apply_client_setting(connections["app"], client_id)
+    return connections["app"].cursor()
+
+
+def visible_titles(cursor) -> set[str]:
+    cursor.execute("SELECT title FROM tenancy_probe_probenote")
+    return {row[0] for row in cursor.fetchall()}
+
+
+def test_a_valid_context_sees_its_own_rows(two_clients):
+    a, _ = two_clients
+    with transaction.atomic(using="app"), app_cursor_in_context(a.pk) as cursor:
+        assert visible_titles(cursor) == {"alpha secret note"}
+
+
+def test_setting_another_client_id_without_its_proof_sees_nothing(two_clients):
+    a, b = two_clients
+    with transaction.atomic(using="app"), app_cursor_in_context(a.pk) as cursor:
+        cursor.execute("SELECT set_config('app.client_id', %s, true)", [str(b.pk)])
+        assert visible_titles(cursor) == set()
+        cursor.execute("SELECT app.current_client_id()")
+        assert cursor.fetchone()[0] is None
+
+
+def test_a_plain_setting_without_any_proof_sees_nothing(two_clients):
+    _, b = two_clients
+    with transaction.atomic(using="app"), connections["app"].cursor() as cursor:
+        cursor.execute("SELECT set_config('app.client_id', %s, true)", [str(b.pk)])
+        assert visible_titles(cursor) == set()
+
+
+def test_a_proof_copied_from_an_earlier_transaction_is_refused(two_clients):
+    _, b = two_clients
+    with transaction.atomic(using="app"), app_cursor_in_context(b.pk) as cursor:
+        cursor.execute("SELECT current_setting('app.client_proof')")
+        stolen = cursor.fetchone()[0]
+        assert visible_titles(cursor) == {"bravo secret note"}
+    with transaction.atomic(using="app"), connections["app"].cursor() as cursor:
+        cursor.execute(
+            "SELECT set_config('app.client_id', %s, true), set_config('app.client_proof', %s, true)",
+            [str(b.pk), stolen],
+        )
+        assert visible_titles(cursor) == set()
+
+
+def test_a_proof_copied_from_another_connection_is_refused(two_clients):
+    _, b = two_clients
+    with transaction.atomic(using="app"), app_cursor_in_context(b.pk) as cursor:
+        cursor.execute("SELECT current_setting('app.client_proof'), transaction_timestamp()")
+        stolen, _ = cursor.fetchone()
+        db = connections["app"].settings_dict
+        with psycopg.connect(host=db["HOST"], port=db["PORT"] or 5432, user=db["USER"], dbname=db["NAME"]) as other:
+            with other.transaction():
+                other.execute(
+                    "SELECT set_config('app.client_id', %s, true), set_config('app.client_proof', %s, true)",
+                    [str(b.pk), stolen],
+                )
+                assert other.execute("SELECT count(*) FROM tenancy_probe_probenote").fetchone()[0] == 0
+
+
+def test_a_proof_made_with_the_right_inputs_but_a_wrong_key_is_refused(two_clients):
+    _, b = two_clients
+    with transaction.atomic(using="app"), connections["app"].cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid(), (extract(epoch FROM transaction_timestamp()) * 1000000)::bigint")
+        pid, started = cursor.fetchone()
+        forged = proof(b"x" * 48, b.pk, pid, started)
+        cursor.execute(
+            "SELECT set_config('app.client_id', %s, true), set_config('app.client_proof', %s, true)",
+            [str(b.pk), forged],
+        )
+        assert visible_titles(cursor) == set()
+        # ... while the same inputs under the real key are accepted.
+        cursor.execute("SELECT set_config('app.client_proof', %s, true)", [proof(secret(), b.pk, pid, started)])
+        assert visible_titles(cursor) == {"bravo secret note"}
+
+
+@pytest.mark.parametrize("alias", ["app", "staff", "service"])
+def test_runtime_roles_cannot_read_or_change_the_verification_keys(alias):
+    for statement in (
+        "SELECT secret FROM app.tenant_context_key",
+        "INSERT INTO app.tenant_context_key (fingerprint, secret) VALUES ('x', decode(repeat('ab', 32), 'hex'))",
+        "UPDATE app.tenant_context_key SET expires_at = NULL",
+        "DELETE FROM app.tenant_context_key",
+    ):
+        with pytest.raises(DatabaseError, match="permission denied"):
+            with transaction.atomic(using=alias), connections[alias].cursor() as cursor:
+                cursor.execute(statement)
+
+
+def test_the_verification_internals_leak_nothing(two_clients):
+    _, b = two_clients
+    with transaction.atomic(using="app"), connections["app"].cursor() as cursor:
+        # The function source is readable by anyone; the key is not in it.
+        cursor.execute("SELECT prosrc FROM pg_proc WHERE proname = 'current_client_id'")
+        source = cursor.fetchone()[0]
+        assert settings.TENANT_CONTEXT_SECRET not in source and "hmac" in source
+        # Garbage in the settings gives NULL, not an error that echoes anything.
+        for claimed, presented in ((str(b.pk), "00" * 32), ("1 OR 1=1", "x"), ("-1", "y"), ("9" * 30, "z")):
+            cursor.execute(
+                "SELECT set_config('app.client_id', %s, true), set_config('app.client_proof', %s, true)",
+                [claimed, presented],
+            )
+            cursor.execute("SELECT app.current_client_id()")
+            assert cursor.fetchone()[0] is None
+        # The staff role may not even call it.
+    with pytest.raises(DatabaseError, match="permission denied"):
+        with transaction.atomic(using="staff"), connections["staff"].cursor() as cursor:
+            cursor.execute("SELECT app.current_client_id()")
+
+
+def test_injected_sql_in_client_as_request_cannot_return_client_bs_rows(two_clients):
+    a, b = two_clients
+    token = bearer(issue_token(make_user(client=a)))
+    attacks = [
+        ["SELECT title FROM tenancy_probe_probenote"],
+        [f"SELECT set_config('app.client_id', '{b.pk}', true)", "SELECT title FROM tenancy_probe_probenote"],
+        [
+            f"SELECT set_config('app.client_id', '{b.pk}', false)",
+            "SELECT set_config('app.client_proof', current_setting('app.client_proof'), false)",
+            "SELECT title FROM tenancy_probe_probenote",
+        ],
+        [f"SET app.client_id = '{b.pk}'", "SELECT title FROM tenancy_probe_probenote"],
+        ["SELECT title FROM tenancy_probe_probenote WHERE client_id <> app.current_client_id() OR true"],
+        ["SELECT count(*)::text FROM tenants_client"],
+        ["SELECT email FROM tenants_user"],
+    ]
+    for statements in attacks:
+        response = HttpClient().post(
+            "/api/test-only/injectable/", {"statements": statements}, content_type="application/json", **token
+        )
+        assert response.status_code == 200, response.content
+        body = response.json()
+        assert body["alias"] == "app"
+        flat = {cell for row in body["rows"] for cell in row}
+        assert "bravo secret note" not in flat, statements
+        assert not any("bravo" in cell for cell in flat), statements
+    # The connection is clean afterwards: a later request of B's own admin
+    # sees B's rows, and an anonymous query on the pooled connection sees none.
+    with transaction.atomic(using="app"), connections["app"].cursor() as cursor:
+        assert visible_titles(cursor) == set()
+
+
+def test_tenant_queries_compute_the_client_once_per_statement_and_use_the_index(two_clients):
+    a, _ = two_clients
+    with dangerously_bypass_rls():
+        ProbeNote.objects.bulk_create([ProbeNote(client=a, title=f"n{i}") for i in range(2000)])
+    with transaction.atomic(using="app"), app_cursor_in_context(a.pk) as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute(
+            "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) "
+            "SELECT n.id FROM tenancy_probe_probenote n WHERE n.public_id IS NOT NULL"
+        )
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    # One InitPlan, run once (loops=1), feeds an index condition: the proof is
+    # verified once per statement, not once for each of the 2,001 rows.
+    assert plan.count("InitPlan") == 1, plan
+    assert "actual rows=1 loops=1" in plan.split("InitPlan")[1].splitlines()[1], plan
+    assert "Index Cond: (client_id = $0)" in plan, plan
