@@ -172,8 +172,8 @@ def measure(runs: int) -> dict[str, list[float]]:
         shape_runs = runs if shape == "page" else max(runs // 4, 50)
         for _ in range(shape_runs):
             client_id = random.randint(1, CLIENTS)
-            sample(f"{shape}/verified_txn", timed(lambda: verified_transaction(shape, client_id)))
-            sample(f"{shape}/plain_txn", timed(lambda: plain_transaction(shape, client_id)))
+            sample(f"{shape}/verified_txn", timed(lambda: verified_transaction(shape, client_id)))  # noqa: B023
+            sample(f"{shape}/plain_txn", timed(lambda: plain_transaction(shape, client_id)))  # noqa: B023
             service_query(shape, client_id)
 
     client_id = 7

@@ -55,6 +55,10 @@ class _ClientOwned(models.Model):
     class Meta:
         abstract = True
 
+    def __str__(self) -> str:
+        # Never the token or code itself.
+        return f"{self._meta.verbose_name} {self.pk}"
+
     def save(self, *args, **kwargs):
         self.client_id = _owner_client_id(getattr(self, "user", None), getattr(self, "application", None))
         super().save(*args, **kwargs)

@@ -69,6 +69,7 @@ AUTH_LOOKUP_TABLES: dict[str, str] = {
 }
 
 # Unique keys that are deliberately global, with the reason.
+_ONE_TO_ONE = "one-to-one link between two rows of the same client (same-client foreign key)"
 _RANDOM = "server-generated random value: a conflict reveals nothing, and clients never choose it"
 GLOBAL_UNIQUE: dict[tuple[str, str], str] = {
     ("tenants_client", "tenants_client_slug_key"): "client slugs are global names; only staff and operators create clients",
@@ -80,9 +81,9 @@ GLOBAL_UNIQUE: dict[tuple[str, str], str] = {
     ("tenants_oauthaccesstoken", "tenants_oauthaccesstoken_token_checksum_key"): _RANDOM,
     ("tenants_oauthrefreshtoken", "tenants_oauthrefreshtoken_token_checksum_revoked_7e40e1c4_uniq"): _RANDOM,
     ("tenants_oauthdevicegrant", "tenants_oauthdevicegrant_unique_device_code"): _RANDOM,
-    ("tenants_oauthaccesstoken", "tenants_oauthaccesstoken_id_token_id_key"): "one-to-one link between two rows of the same client",
-    ("tenants_oauthaccesstoken", "tenants_oauthaccesstoken_source_refresh_token_id_key"): "one-to-one link between two rows of the same client",
-    ("tenants_oauthrefreshtoken", "tenants_oauthrefreshtoken_access_token_id_key"): "one-to-one link between two rows of the same client",
+    ("tenants_oauthaccesstoken", "tenants_oauthaccesstoken_id_token_id_key"): _ONE_TO_ONE,
+    ("tenants_oauthaccesstoken", "tenants_oauthaccesstoken_source_refresh_token_id_key"): _ONE_TO_ONE,
+    ("tenants_oauthrefreshtoken", "tenants_oauthrefreshtoken_access_token_id_key"): _ONE_TO_ONE,
 }
 
 RUNTIME_ALIASES = ("app", "staff")
@@ -350,7 +351,8 @@ def _function_problems(using: str) -> list[Problem]:
         granted = {alias for alias, allowed in zip(aliases, role_exec, strict=True) if allowed}
         if granted != expected:
             shown = ", ".join(sorted(roles[a] for a in granted)) or "nobody"
-            problems.append(Problem(label, f"EXECUTE granted to {shown}; expected {', '.join(sorted(roles[a] for a in expected))}"))
+            wanted = ", ".join(sorted(roles[a] for a in expected))
+            problems.append(Problem(label, f"EXECUTE granted to {shown}; expected {wanted}"))
     return problems
 
 

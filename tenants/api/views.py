@@ -6,7 +6,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from sagerock.api.pagination import CreatedAtCursorPagination
-from sagerock.api.permissions import IsClientAdminUser, IsClientPrincipal, IsStaff, is_staff_principal
+from sagerock.api.permissions import IsClientAdminUser, IsClientPrincipal, IsStaff
 from sagerock.api.views import TenantScopedViewSet
 from sagerock.ratelimits import client_ip
 from tenants import services

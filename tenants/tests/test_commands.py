@@ -169,3 +169,35 @@ def test_seed_demo_seeds_once_and_prints_the_logins(tmp_path, settings):
     from django.contrib.auth import authenticate
 
     assert authenticate(email="super@demo.sagerock.test", password=password) is not None
+
+
+def test_create_oauth_app_registers_a_public_pkce_client_shared_by_every_client():
+    from tenants.models import OAuthApplication
+
+    out = run(
+        "create_oauth_app", "--name", "Web", "--redirect-uri", "https://app.example.com/callback",
+        "--allowed-origin", "https://app.example.com",
+    )
+    client_id = out.split("client_id: ")[1].strip()
+    with dangerously_bypass_rls():
+        application = OAuthApplication.objects.get(client_id=client_id)
+    assert application.client_type == OAuthApplication.CLIENT_PUBLIC
+    assert application.authorization_grant_type == OAuthApplication.GRANT_AUTHORIZATION_CODE
+    assert application.tenant_id is None and application.allowed_origins == "https://app.example.com"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--name", "Web", "--redirect-uri", "ftp://app.example.com/callback"],
+        ["--name", "Web", "--redirect-uri", "https://app.example.com/cb", "--allowed-origin", "not a url"],
+    ],
+)
+def test_create_oauth_app_refuses_bad_uris_and_writes_nothing(args):
+    from tenants.models import OAuthApplication
+
+    with pytest.raises(CommandError):
+        run("create_oauth_app", *args)
+    with dangerously_bypass_rls():
+        assert not OAuthApplication.objects.exists()
+        assert not AuditEvent.objects.exists()

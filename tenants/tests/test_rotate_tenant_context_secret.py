@@ -2,7 +2,6 @@ import io
 import secrets
 
 import pytest
-from django.conf import settings
 from django.core.management import call_command
 from django.db import connections, transaction
 

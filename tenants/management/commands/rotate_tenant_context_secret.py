@@ -25,6 +25,8 @@ class Command(BaseCommand):
                 connections["default"], key=context_proof.secret(), retire_others_after_seconds=overlap_minutes * 60
             )
         state = "installed" if result["installed"] else "already installed"
-        self.stdout.write(self.style.SUCCESS(f"Key {result['fingerprint']} {state}; {result['retired']} older key(s) retire in {overlap_minutes} min."))
+        retiring = f"{result['retired']} older key(s) retire in {overlap_minutes} min."
+        self.stdout.write(self.style.SUCCESS(f"Key {result['fingerprint']} {state}; {retiring}"))
         for fingerprint, expires_at in result["keys"]:
-            self.stdout.write(f"  {fingerprint}  {'valid' if expires_at is None else f'expires {expires_at:%Y-%m-%d %H:%M:%S %Z}'}")
+            validity = "valid" if expires_at is None else f"expires {expires_at:%Y-%m-%d %H:%M:%S %Z}"
+            self.stdout.write(f"  {fingerprint}  {validity}")
