@@ -5,10 +5,19 @@ from tests.factories import *  # noqa: F403 - fixtures shared by every app's tes
 
 @pytest.fixture(autouse=True)
 def _clear_cache():
-    """Rate-limit counters and sessions live in Redis; each test starts clean."""
+    """Rate-limit counters and sessions live in Redis; each test starts clean.
+    Only this run's keys are removed (settings give each run its own prefix):
+    never FLUSHDB on a Redis that others may share."""
     from django.core.cache import cache
 
-    cache.clear()
+    prefix = cache.key_prefix
+    try:
+        client = cache._cache.get_client(write=True)
+        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+        if keys:
+            client.delete(*keys)
+    except Exception:  # noqa: BLE001 - tests that take Redis away point the cache elsewhere
+        pass
     yield
 
 

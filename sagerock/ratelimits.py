@@ -45,11 +45,32 @@ def policy(name: str) -> Policy:
         raise LookupError(f"no rate-limit policy named {name!r}; see RATE_LIMITS in settings") from None
 
 
+def _address(value: str) -> str | None:
+    """The canonical text of an IP address (`[v6]:port` and `v4:port` forms
+    accepted, IPv4-mapped IPv6 and zone ids reduced), or None if `value` is
+    not one."""
+    value = value.strip()
+    if value.startswith("[") and "]" in value:
+        value = value[1 : value.index("]")]
+    elif value.count(":") == 1:
+        value = value.partition(":")[0]
+    try:
+        address = ipaddress.ip_address(value)
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        address = ipaddress.IPv6Address(int(address))  # drops a %zone
+    return str(address)
+
+
 def client_ip(request) -> str:
     """REMOTE_ADDR, or the address the outermost trusted proxy appended to
     X-Forwarded-For. Entries left of that are client-supplied and ignored, so
     a forged header cannot make one client look like many."""
-    remote = request.META.get("REMOTE_ADDR", "") or "0.0.0.0"  # noqa: S104 - a key, not a bind address
+    raw_remote = request.META.get("REMOTE_ADDR", "")
+    remote = _address(raw_remote) or raw_remote or "0.0.0.0"  # noqa: S104 - a key, not a bind address
     trusted = settings.TRUSTED_PROXY_COUNT
     if trusted <= 0:
         return remote
@@ -57,27 +78,40 @@ def client_ip(request) -> str:
     if len(hops) < trusted:
         # The request did not come through every trusted proxy.
         return remote
-    candidate = hops[-trusted]
-    try:
-        return str(ipaddress.ip_address(candidate))
-    except ValueError:
-        return remote
+    # Not an address: the proxy chain is misconfigured; the proxy's own
+    # address keeps everyone behind it in one bucket rather than many.
+    return _address(hops[-trusted]) or remote
 
 
 def _ip_key(group, request) -> str:
-    return client_ip(request)
+    """One counter per IPv4 address, and one per IPv6 network of
+    RATELIMIT_IPV6_MASK bits (default 64): a single IPv6 subscriber is
+    usually given a whole /64 and could otherwise rotate through it."""
+    address = client_ip(request)
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return address  # a REMOTE_ADDR that is no IP address: one bucket for all of them
+    if parsed.version == 4:
+        return address
+    return str(ipaddress.ip_network((parsed, getattr(settings, "RATELIMIT_IPV6_MASK", 64)), strict=False))
 
 
 def _usage(request, limit_policy: Policy) -> dict | None:
     try:
-        return get_usage(
-            request, group=limit_policy.name, key=_ip_key, rate=limit_policy.rate, increment=True
-        )
+        usage = get_usage(request, group=limit_policy.name, key=_ip_key, rate=limit_policy.rate, increment=True)
     except Exception as error:  # noqa: BLE001 - any cache failure means "fail open"
         logger.error(
             "rate limit %s not applied: cache unavailable (%s)", limit_policy.name, error.__class__.__name__
         )
         return None
+    if usage is not None and not usage["count"]:
+        # A counted request is at least 1. django-ratelimit answers count 0
+        # with should_limit (fail closed) when its add-then-incr finds the key
+        # gone in between (evicted, expired): a cache failure, so fail open.
+        logger.error("rate limit %s not applied: the counter vanished from the cache", limit_policy.name)
+        return None
+    return usage
 
 
 def _headers(limit_policy: Policy, usage: dict) -> dict[str, str]:

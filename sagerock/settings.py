@@ -5,7 +5,9 @@ and Redis; it is read here only for variables the real environment does not set,
 so `python manage.py ...` works against the same local services.
 """
 
+import os
 import sys
+import uuid
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -132,6 +134,10 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache and rate limits -------------------------------------------------
 REDIS_URL = env.str("REDIS_URL")
+if TESTING and "CACHE_KEY_PREFIX" not in os.environ:
+    # One prefix per test run (inherited by the servers tests start), so runs
+    # sharing a Redis never clear or count each other's keys.
+    os.environ["CACHE_KEY_PREFIX"] = f"sagerock-test-{uuid.uuid4().hex[:12]}"
 CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
@@ -310,4 +316,8 @@ SILENCED_SYSTEM_CHECKS = [
     # User.email is unique case-insensitively (a functional unique index),
     # which this check cannot see.
     "auth.W004",
+    # HSTS preload commits the whole registrable domain and is decided by its
+    # owner at hstspreload.org (apex domains only); SECURE_HSTS_PRELOAD=1 adds
+    # the directive once that is decided.
+    "security.W021",
 ]

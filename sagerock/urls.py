@@ -5,7 +5,6 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from oauth2_provider import views as oauth_views
 
-from sagerock.api import schema as _openapi_extensions  # noqa: F401  (registers the OAuth security scheme)
 from sagerock.health import healthz
 from tenants import oauth
 

@@ -351,7 +351,7 @@ def cmd_run() -> int:
         manage(env, "seed_demo")
         children.append(subprocess.Popen(
             [PY, "-m", "gunicorn", "sagerock.wsgi", "--bind", f"127.0.0.1:{port}", "--workers",
-             env.get("WEB_CONCURRENCY", "2"), "--access-logfile", "-"],
+             env.get("WEB_CONCURRENCY", "2"), "--access-logfile", "-", "--no-control-socket"],
             env=env, cwd=ROOT,
         ))
         children.append(subprocess.Popen([PY, str(ROOT / "manage.py"), "db_worker"], env=env, cwd=ROOT))
