@@ -21,6 +21,7 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("oauth/", include((oauth_patterns, "oauth2_provider"), namespace="oauth2_provider")),
     path("api/v1/", include("tenants.api.urls")),
+    path("api/v1/", include("vault.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
 ]

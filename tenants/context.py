@@ -94,15 +94,20 @@ def staff_context() -> Iterator[None]:
 
 
 @contextmanager
-def dangerously_bypass_rls() -> Iterator[None]:
+def dangerously_bypass_rls(*, atomic: bool = True) -> Iterator[None]:
     """Run the block as `sagerock_service`, which bypasses Row Level Security.
 
     Only for operator commands that must cross clients (provisioning, key
-    rotation, check_rls); never reachable from a web request.
+    rotation, check_rls); never reachable from a web request. With
+    `atomic=False` the block manages its own transactions (long resumable
+    jobs that commit batch by batch).
     """
     token = _state.set(TenantState(SERVICE_ALIAS, None))
     try:
-        with transaction.atomic(using=SERVICE_ALIAS):
+        if atomic:
+            with transaction.atomic(using=SERVICE_ALIAS):
+                yield
+        else:
             yield
     finally:
         _state.reset(token)

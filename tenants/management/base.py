@@ -18,9 +18,13 @@ def validation_message(error: ValidationError) -> str:
 
 
 class OperatorCommand(BaseCommand):
+    # One transaction for the whole command: all or nothing. Long jobs that
+    # commit in batches set this to False.
+    atomic = True
+
     def execute(self, *args, **options):
         try:
-            with dangerously_bypass_rls():
+            with dangerously_bypass_rls(atomic=self.atomic):
                 return super().execute(*args, **options)
         except ValidationError as error:
             raise CommandError(validation_message(error)) from None

@@ -4,6 +4,7 @@ RLS machinery on a parent/child pair the way every product table will use it."""
 from django.db import models
 
 from tenants.models import TenantModel
+from vault.fields import EncryptedTextField
 
 
 class ProbeNote(TenantModel):
@@ -16,6 +17,15 @@ class ProbeNote(TenantModel):
 class ProbeComment(TenantModel):
     note = models.ForeignKey(ProbeNote, on_delete=models.CASCADE, related_name="comments")
     body = models.CharField(max_length=100)
+
+    class Meta(TenantModel.Meta):
+        app_label = "tenancy_probe"
+
+
+class ProbeSecretNote(TenantModel):
+    """A text secret beside the vault's own table, for the field's tests."""
+
+    secret = EncryptedTextField(null=True)
 
     class Meta(TenantModel.Meta):
         app_label = "tenancy_probe"

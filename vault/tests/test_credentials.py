@@ -1,0 +1,404 @@
+import base64
+import io
+import json
+import logging
+import subprocess
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import DatabaseError, connections, transaction
+from django.test import Client as HttpClient
+
+from tenants.context import apply_client_setting, dangerously_bypass_rls, tenant_context
+from tenants.models import AuditEvent
+from tests.factories import ALL_DATABASES, bearer, issue_token, make_client, make_user
+from vault import crypto
+from vault.models import IntegrationCredential
+from vault.services import credential_delete, credential_reveal, credential_set
+from vault.tests.conftest import new_key
+
+pytestmark = pytest.mark.django_db(databases=ALL_DATABASES, transaction=True)
+
+SENDGRID_KEY = "SG.fake-key-for-tests.0123456789abcdefghijklmnopqrstuvwxyz"
+SALESFORCE = {"client_id": "3MVG9-consumer-key", "client_secret": "sf-secret-9F3A", "refresh_token": "5Aep861-refresh"}
+
+
+def set_credential(client, actor="test", provider="sendgrid", label="default", secret=SENDGRID_KEY, settings=None):
+    with tenant_context(client.pk):
+        return credential_set(
+            client_id=client.pk, provider=provider, label=label, secret=secret, settings=settings or {},
+            actor=actor, reason="test",
+        )
+
+
+def all_credentials():
+    with dangerously_bypass_rls():
+        return list(IntegrationCredential.objects.order_by("pk"))
+
+
+# --- services ---------------------------------------------------------------------------
+
+
+def test_setting_a_credential_stores_a_fingerprint_and_an_audit_event_without_the_value(vault_key):
+    client = make_client()
+    credential = set_credential(client, settings={"sender": "news@example.com"})
+    assert credential.fingerprint == SENDGRID_KEY[-4:]
+    with dangerously_bypass_rls():
+        event = AuditEvent.objects.get(action="credential.created")
+    assert event.client_id == client.pk and event.metadata["fingerprint"] == SENDGRID_KEY[-4:]
+    assert SENDGRID_KEY not in json.dumps(event.metadata) + event.target
+
+
+def test_replacing_a_credential_keeps_one_row_and_records_the_rotation(vault_key):
+    client = make_client()
+    first = set_credential(client)
+    second = set_credential(client, secret="SG.another-key-value-WXYZ")
+    assert first.pk == second.pk and second.rotated_at is not None and second.fingerprint == "WXYZ"
+    assert len(all_credentials()) == 1
+    with tenant_context(client.pk):
+        assert credential_reveal(credential=second, actor="gateway", purpose="send campaign") == {
+            "api_key": "SG.another-key-value-WXYZ"
+        }
+
+
+def test_a_salesforce_credential_is_a_structured_secret(vault_key):
+    client = make_client()
+    credential = set_credential(
+        client, provider="salesforce", secret=SALESFORCE, settings={"instance_url": "https://acme.my.salesforce.com"}
+    )
+    assert credential.fingerprint == "9F3A"
+    with tenant_context(client.pk):
+        assert credential_reveal(credential=credential, actor="gateway", purpose="sync contacts") == SALESFORCE
+
+
+@pytest.mark.parametrize(
+    "provider, secret, options, field",
+    [
+        ("mailchimp", "x", {}, "provider"),
+        ("sendgrid", "", {}, "secret"),
+        ("sendgrid", {"api_key": "k", "extra": "x"}, {}, "secret"),
+        ("salesforce", "just-a-string", {}, "secret"),
+        ("salesforce", {**SALESFORCE, "refresh_token": ""}, {}, "secret"),
+        ("sendgrid", "SG.x", {"sender": "not-an-email"}, "settings"),
+        ("sendgrid", "SG.x", {"event_webhook_public_key": "bm90IGEga2V5"}, "settings"),
+        ("salesforce", SALESFORCE, {"instance_url": "http://insecure.example"}, "settings"),
+        ("anthropic", "sk-ant", {"temperature": 1}, "settings"),
+        ("sendgrid", "x" * 5000, {}, "secret"),
+    ],
+)
+def test_bad_input_is_refused_with_the_field_and_nothing_is_written(vault_key, provider, secret, options, field):
+    client = make_client()
+    with pytest.raises(ValidationError) as error:
+        set_credential(client, provider=provider, secret=secret, settings=options)
+    assert field in error.value.message_dict
+    assert all_credentials() == []
+
+
+def test_a_real_sendgrid_webhook_key_is_accepted(vault_key):
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    public = ec.generate_private_key(ec.SECP256R1()).public_key()
+    key = base64.b64encode(public.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)).decode()
+    credential = set_credential(make_client(), settings={"event_webhook_public_key": key})
+    assert credential.settings["event_webhook_public_key"] == key
+
+
+def test_reveal_and_delete_are_audited_with_who_and_why(vault_key):
+    client = make_client()
+    credential = set_credential(client)
+    with tenant_context(client.pk):
+        credential_reveal(credential=credential, actor="marketing.gateway", purpose="campaign 42")
+        credential_delete(credential=credential, actor="ops", reason="key leaked")
+    with dangerously_bypass_rls():
+        events = {e.action: e for e in AuditEvent.objects.filter(client=client)}
+    assert events["credential.revealed"].metadata["purpose"] == "campaign 42"
+    assert events["credential.revealed"].actor_label == "marketing.gateway"
+    assert events["credential.deleted"].metadata["reason"] == "key leaked"
+    assert all_credentials() == []
+
+
+# --- rotation -----------------------------------------------------------------------------
+
+
+def test_rotation_interrupted_halfway_and_resumed_leaves_everything_readable_with_only_the_new_key(settings):
+    old_key, new = new_key(), new_key()
+    settings.VAULT_KEYS = old_key
+    clients = [make_client() for _ in range(3)]
+    for client in clients:
+        for n in range(4):
+            set_credential(client, label=f"k{n}", secret=f"SG.key-{client.pk}-{n}")
+    settings.VAULT_KEYS = f"{new},{old_key}"
+
+    out = io.StringIO()
+    call_command("rotate_vault_keys", "--batch-size", "5", "--max-batches", "1", "--no-progress", stdout=out)
+    assert "re-encrypted 5," in out.getvalue() and "run again" in out.getvalue()
+    settings.VAULT_KEYS = new
+    readable = 0
+    for credential in all_credentials():
+        try:
+            credential.secret.reveal()
+            readable += 1
+        except crypto.DecryptionError:
+            pass
+    assert readable == 5
+
+    settings.VAULT_KEYS = f"{new},{old_key}"
+    out = io.StringIO()
+    call_command("rotate_vault_keys", "--batch-size", "5", "--no-progress", stdout=out)
+    assert "re-encrypted 7, already current 5" in out.getvalue()
+    again = io.StringIO()
+    call_command("rotate_vault_keys", "--no-progress", stdout=again)
+    assert "re-encrypted 0, already current 12" in again.getvalue()
+
+    settings.VAULT_KEYS = new
+    for credential in all_credentials():
+        assert credential.secret.reveal()["api_key"].startswith("SG.key-")
+    with dangerously_bypass_rls():
+        touched = set(AuditEvent.objects.filter(action="vault.keys_rotated").values_list("client_id", flat=True))
+    assert touched == {c.pk for c in clients}
+
+
+def test_rotation_reports_values_no_key_opens(settings):
+    settings.VAULT_KEYS = new_key()
+    set_credential(make_client())
+    settings.VAULT_KEYS = new_key()
+    with pytest.raises(CommandError, match="1 value\\(s\\) open with no configured key: vault.IntegrationCredential"):
+        call_command("rotate_vault_keys", "--no-progress", stdout=io.StringIO())
+
+
+# --- legacy import from the Node.js service ----------------------------------------------------
+
+NODE_ENCRYPT = """
+const crypto = require('crypto');
+const key = Buffer.from(process.env.LEGACY_KEY_B64, 'base64');
+for (const plaintext of JSON.parse(process.argv[1])) {
+  const iv = crypto.randomBytes(12);
+  const cipher = crypto.createCipheriv('aes-256-gcm', key, iv);
+  const ciphertext = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
+  const tag = cipher.getAuthTag();
+  console.log([iv, ciphertext, tag].map(b => b.toString('base64')).join(':'));
+}
+"""
+
+
+def node_encrypt(key_b64: str, plaintexts: list[str]) -> list[str]:
+    result = subprocess.run(
+        ["node", "-e", NODE_ENCRYPT, json.dumps(plaintexts)],
+        env={"LEGACY_KEY_B64": key_b64, "PATH": "/usr/bin:/bin:/usr/local/bin"},
+        capture_output=True, text=True, check=True, timeout=30,
+    )
+    return result.stdout.split()
+
+
+def test_values_encrypted_by_nodes_crypto_are_imported_and_rebound_to_their_rows(vault_key, tmp_path, monkeypatch):
+    legacy_key = new_key()
+    acme = make_client(slug="acme")
+    sendgrid_value, salesforce_value = node_encrypt(legacy_key, [SENDGRID_KEY, json.dumps(SALESFORCE)])
+    csv_path = tmp_path / "legacy.csv"
+    csv_path.write_text(
+        "client_slug,provider,label,value\n"
+        f"acme,sendgrid,default,{sendgrid_value}\n"
+        f"acme,salesforce,crm,{salesforce_value}\n"
+    )
+    monkeypatch.setenv("LEGACY_VAULT_KEY", base64.b64decode(legacy_key).hex())
+    out = io.StringIO()
+    call_command("vault_import_legacy", str(csv_path), stdout=out)
+    assert "Imported 2 credential(s)." in out.getvalue()
+    by_provider = {c.provider: c for c in all_credentials()}
+    assert by_provider["sendgrid"].secret.reveal() == {"api_key": SENDGRID_KEY}
+    assert by_provider["salesforce"].secret.reveal() == SALESFORCE
+    assert all(c.client_id == acme.pk for c in by_provider.values())
+    stored = by_provider["sendgrid"].secret.sealed
+    with pytest.raises(crypto.DecryptionError):
+        crypto.decrypt(stored, aad=None)  # re-encrypted with associated data
+
+
+def test_a_bad_legacy_row_imports_nothing_and_names_the_line(vault_key, tmp_path, monkeypatch):
+    legacy_key = new_key()
+    make_client(slug="acme")
+    good, = node_encrypt(legacy_key, [SENDGRID_KEY])
+    wrong, = node_encrypt(new_key(), [SENDGRID_KEY])
+    csv_path = tmp_path / "legacy.csv"
+    csv_path.write_text(f"client_slug,provider,label,value\nacme,sendgrid,a,{good}\nacme,sendgrid,b,{wrong}\n")
+    monkeypatch.setenv("LEGACY_VAULT_KEY", legacy_key)
+    with pytest.raises(CommandError, match="line 3: the value does not open with the legacy key; nothing was imported"):
+        call_command("vault_import_legacy", str(csv_path), stdout=io.StringIO())
+    assert all_credentials() == []
+    csv_path.write_text(f"client_slug,provider,label,value\nnobody,sendgrid,a,{good}\n")
+    with pytest.raises(CommandError, match="line 2: no client with slug 'nobody'"):
+        call_command("vault_import_legacy", str(csv_path), stdout=io.StringIO())
+    monkeypatch.setenv("LEGACY_VAULT_KEY", "too-short")
+    with pytest.raises(CommandError, match="LEGACY_VAULT_KEY is neither 64 hex characters nor standard base64"):
+        call_command("vault_import_legacy", str(csv_path), stdout=io.StringIO())
+
+
+# --- API ----------------------------------------------------------------------------------------
+
+
+def api_post(token, payload):
+    return HttpClient().post("/api/v1/credentials/", payload, content_type="application/json", **token)
+
+
+def test_a_client_admin_creates_replaces_lists_and_deletes_credentials_and_never_sees_the_secret(vault_key):
+    client = make_client()
+    token = bearer(issue_token(make_user(client=client)))
+    created = api_post(token, {"provider": "sendgrid", "secret": SENDGRID_KEY, "settings": {"sender": "a@b.co"}})
+    assert created.status_code == 201
+    replaced = api_post(token, {"provider": "sendgrid", "secret": "SG.replacement-ABCD"})
+    assert replaced.status_code == 200 and replaced.json()["fingerprint"] == "ABCD"
+    listed = HttpClient().get("/api/v1/credentials/", **token)
+    detail = HttpClient().get(f"/api/v1/credentials/{created.json()['id']}/", **token)
+    stored = all_credentials()[0].secret.sealed
+    for response in (created, replaced, listed, detail):
+        text = response.content.decode()
+        assert SENDGRID_KEY not in text and "SG.replacement" not in text and stored not in text
+        assert "secret\"" not in text.replace("\"fingerprint\"", "")
+    assert listed.json()["results"][0]["provider"] == "sendgrid"
+    deleted = HttpClient().delete(f"/api/v1/credentials/{created.json()['id']}/", **token)
+    assert deleted.status_code == 204 and all_credentials() == []
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [{}, {"provider": "sendgrid"}, {"provider": "nope", "secret": "x"}, {"provider": "salesforce", "secret": "x"},
+     {"provider": "sendgrid", "secret": "x", "settings": "not-a-dict"}],
+)
+def test_bad_credential_input_gets_400_in_the_error_shape_and_writes_nothing(vault_key, payload):
+    token = bearer(issue_token(make_user(client=make_client())))
+    response = api_post(token, payload)
+    assert response.status_code == 400
+    assert set(response.json()) == {"code", "detail", "fields"} and response.json()["fields"]
+    assert all_credentials() == []
+
+
+def test_client_a_cannot_list_replace_or_delete_client_bs_credentials(vault_key):
+    client_a, client_b = make_client(), make_client()
+    b_credential = set_credential(client_b)
+    token_a = bearer(issue_token(make_user(client=client_a)))
+    assert HttpClient().get("/api/v1/credentials/", **token_a).json()["results"] == []
+    assert HttpClient().get(f"/api/v1/credentials/{b_credential.public_id}/", **token_a).status_code == 404
+    assert HttpClient().delete(f"/api/v1/credentials/{b_credential.public_id}/", **token_a).status_code == 404
+    assert api_post(token_a, {"provider": "sendgrid", "secret": "SG.from-a-AAAA"}).status_code == 201
+    with dangerously_bypass_rls():
+        mine = IntegrationCredential.objects.get(client=client_b)
+    assert mine.fingerprint == SENDGRID_KEY[-4:] and mine.secret.reveal() == {"api_key": SENDGRID_KEY}
+
+
+def test_client_a_cannot_read_or_change_bs_credentials_by_raw_sql(vault_key):
+    client_a, client_b = make_client(), make_client()
+    b_credential = set_credential(client_b)
+    with transaction.atomic(using="app"), connections["app"].cursor() as cursor:
+        apply_client_setting(connections["app"], client_a.pk)
+        cursor.execute("SELECT count(*) FROM vault_integrationcredential")
+        assert cursor.fetchone()[0] == 0
+        cursor.execute("UPDATE vault_integrationcredential SET label = 'x' WHERE id = %s", [b_credential.pk])
+        assert cursor.rowcount == 0
+        cursor.execute("DELETE FROM vault_integrationcredential WHERE id = %s", [b_credential.pk])
+        assert cursor.rowcount == 0
+    with pytest.raises(DatabaseError, match="row-level security"):
+        with transaction.atomic(using="app"), connections["app"].cursor() as cursor:
+            apply_client_setting(connections["app"], client_a.pk)
+            cursor.execute(
+                "INSERT INTO vault_integrationcredential (client_id, public_id, provider, label, secret, settings, "
+                "fingerprint, created_by_label, created_at) VALUES (%s, gen_random_uuid(), 'sendgrid', 'x', 'a:b:c', "
+                "'{}', 'x', '', now())",
+                [client_b.pk],
+            )
+    assert len(all_credentials()) == 1
+
+
+def test_an_application_token_cannot_manage_credentials(vault_key):
+    from tests.factories import make_api_application
+
+    application, _ = make_api_application(make_client())
+    token = bearer(issue_token(application=application))
+    assert HttpClient().get("/api/v1/credentials/", **token).status_code == 403
+
+
+# --- admin ------------------------------------------------------------------------------------
+
+
+def test_staff_see_only_the_fingerprint_and_replace_the_secret_through_a_password_input(vault_key, super_admin):
+    client = make_client()
+    credential = set_credential(client)
+    browser = HttpClient()
+    browser.force_login(super_admin)
+    listing = browser.get("/admin/vault/integrationcredential/").content.decode()
+    change = browser.get(f"/admin/vault/integrationcredential/{credential.pk}/change/").content.decode()
+    stored = all_credentials()[0].secret.sealed
+    for page in (listing, change):
+        assert SENDGRID_KEY not in page and stored not in page and stored.split(":")[1] not in page
+    assert f"•••• {SENDGRID_KEY[-4:]}" in listing
+    assert 'type="password" name="new_secret"' in change and 'value="SG.' not in change
+    response = browser.post(
+        f"/admin/vault/integrationcredential/{credential.pk}/change/",
+        {"provider": "sendgrid", "label": "default", "settings": "{}", "new_secret": "SG.rotated-by-staff-QQQQ",
+         "reason": "rotated after leak"},
+    )
+    assert response.status_code == 302, response.content.decode()[:3000]
+    updated = all_credentials()[0]
+    assert updated.fingerprint == "QQQQ" and updated.secret.reveal() == {"api_key": "SG.rotated-by-staff-QQQQ"}
+    with dangerously_bypass_rls():
+        event = AuditEvent.objects.get(action="credential.replaced")
+    assert event.actor_id == super_admin.pk and event.metadata["reason"] == "rotated after leak"
+
+
+def test_staff_change_settings_without_touching_the_secret(vault_key, super_admin):
+    credential = set_credential(make_client())
+    before = all_credentials()[0].secret.sealed
+    browser = HttpClient()
+    browser.force_login(super_admin)
+    response = browser.post(
+        f"/admin/vault/integrationcredential/{credential.pk}/change/",
+        {"provider": "sendgrid", "label": "default", "settings": '{"sender": "news@example.com"}', "new_secret": "",
+         "reason": "sender change"},
+    )
+    assert response.status_code == 302
+    after = all_credentials()[0]
+    assert after.secret.sealed == before and after.settings == {"sender": "news@example.com"}
+
+
+# --- no secret in logs or exceptions ---------------------------------------------------------------
+
+
+def test_a_full_set_reveal_rotate_cycle_logs_no_secret(settings, caplog, tmp_path):
+    caplog.set_level(logging.DEBUG)
+    settings.VAULT_KEYS = first = new_key()
+    client = make_client()
+    credential = set_credential(client, provider="salesforce", secret=SALESFORCE)
+    with tenant_context(client.pk):
+        credential_reveal(credential=credential, actor="gateway", purpose="sync")
+    settings.VAULT_KEYS = f"{new_key()},{first}"
+    call_command("rotate_vault_keys", "--no-progress", stdout=io.StringIO(), stderr=io.StringIO())
+    token = bearer(issue_token(make_user(client=client)))
+    api_post(token, {"provider": "sendgrid", "secret": SENDGRID_KEY})
+    api_post(token, {"provider": "sendgrid", "secret": {"api_key": SENDGRID_KEY, "oops": 1}})
+    everything = "\n".join(record.getMessage() + str(record.args) + str(record.exc_info) for record in caplog.records)
+    for value in (SENDGRID_KEY, *SALESFORCE.values(), first):
+        assert value not in everything
+    assert caplog.records  # the cycle did log (requests, checks); just never a secret
+
+
+def test_staff_add_a_credential_for_a_client_in_the_admin(vault_key, staff_admin):
+    client = make_client()
+    browser = HttpClient()
+    browser.force_login(staff_admin)
+    add_page = browser.get("/admin/vault/integrationcredential/add/").content.decode()
+    assert 'type="password" name="new_secret"' in add_page
+    response = browser.post(
+        "/admin/vault/integrationcredential/add/",
+        {"for_client": client.pk, "provider": "anthropic", "label": "default", "settings": '{"model": "claude-x"}',
+         "new_secret": "sk-ant-test-key-7777", "reason": "onboarding"},
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    credential = all_credentials()[0]
+    assert (credential.client_id, credential.provider, credential.fingerprint) == (client.pk, "anthropic", "7777")
+    missing = browser.post(
+        "/admin/vault/integrationcredential/add/",
+        {"for_client": client.pk, "provider": "sendgrid", "label": "x", "settings": "{}", "new_secret": "",
+         "reason": "r"},
+    )
+    assert missing.status_code == 200 and len(all_credentials()) == 1
