@@ -380,11 +380,13 @@ def cmd_run() -> int:
 def cmd_test(pytest_args: list[str]) -> int:
     _stop_on_signals()
     env, stops = services()
-    env = {**os.environ, **env, "SAGEROCK_TESTING": "1"}
+    env = {**os.environ, **env}
     try:
+        # The local database as `make run` uses it: migrated and isolated.
         manage(env, "migrate", "--no-input", "-v", "0")
         manage(env, "check_rls")
-        return subprocess.run([PY, "-m", "pytest", *pytest_args], env=env, cwd=ROOT).returncode
+        test_env = {**env, "SAGEROCK_TESTING": "1"}
+        return subprocess.run([PY, "-m", "pytest", *pytest_args], env=test_env, cwd=ROOT).returncode
     except subprocess.CalledProcessError as error:
         return error.returncode or 1
     except KeyboardInterrupt:
