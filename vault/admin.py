@@ -6,7 +6,7 @@ from django.core.exceptions import ValidationError
 
 from sagerock.ratelimits import client_ip
 from tenants.models import Client
-from vault.models import IntegrationCredential, Provider
+from vault.models import IntegrationCredential
 from vault.services import SECRET_FIELDS, credential_set
 
 
@@ -98,5 +98,3 @@ class IntegrationCredentialAdmin(admin.ModelAdmin):
     def log_deletions(self, request, queryset):
         pass
 
-
-__all__ = ["IntegrationCredentialAdmin", "Provider"]
