@@ -123,13 +123,3 @@ def owner_context() -> Iterator[None]:
         yield
     finally:
         _state.reset(token)
-
-
-@contextmanager
-def no_tenant_context() -> Iterator[None]:
-    """Explicitly run with no client: alias `app`, every tenant table empty."""
-    token = _state.set(TenantState())
-    try:
-        yield
-    finally:
-        _state.reset(token)

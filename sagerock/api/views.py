@@ -41,7 +41,3 @@ class TenantScopedMixin:
 
 class TenantScopedViewSet(TenantScopedMixin, viewsets.GenericViewSet):
     pass
-
-
-class TenantScopedModelViewSet(TenantScopedMixin, viewsets.ModelViewSet):
-    pass
