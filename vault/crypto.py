@@ -51,6 +51,11 @@ def split(stored: str) -> tuple[bytes, bytes, bytes]:
         iv, ciphertext, tag = (base64.b64decode(part, validate=True) for part in parts)
     except (binascii.Error, ValueError):
         raise DecryptionError("not a vault value (a part is not standard base64)") from None
+    # Base64 ignores the unused low bits of a part's last character, so two
+    # stored strings could open to the same value; only the canonical spelling
+    # is accepted, which makes every changed character of the stored string fail.
+    if [_b64(iv), _b64(ciphertext), _b64(tag)] != parts:
+        raise DecryptionError("not a vault value (a part is not canonical standard base64)")
     if len(iv) != IV_BYTES or len(tag) != TAG_BYTES:
         raise DecryptionError("not a vault value (IV must be 12 bytes and tag 16)")
     return iv, ciphertext, tag

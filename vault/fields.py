@@ -11,10 +11,11 @@ bound to its instance by the field's descriptor:
     credential.secret.reveal()             # plaintext; vault.services only
 
 Reading back from the database gives a sealed Secret; it is decrypted only on
-`reveal()`. `str()`, `repr()`, forms, serializers and templates see a mask,
-never the value. Writing a plain string through `QuerySet.update()` or
-filtering by value is refused, because neither could be encrypted for its
-row.
+`reveal()`, so loading rows (lists, admin pages) never puts plaintext in
+memory, and a reveal is always a visible, greppable call. `str()`, `repr()`,
+forms, serializers and templates see a mask, never the value. Writing a plain
+string through `QuerySet.update()` or filtering by value is refused, because
+neither could be encrypted for its row.
 """
 
 from __future__ import annotations
@@ -123,6 +124,10 @@ class EncryptedTextField(models.TextField):
     def to_text(self, value) -> str:
         if not isinstance(value, str):
             raise TypeError(f"{self.name} takes a string")
+        if value == MASK:
+            # The mask is what dumpdata and forms show; loading it back would
+            # silently replace the real secret with the mask.
+            raise ValueError(f"{self.name} was given the mask, not a secret")
         return value
 
     def from_text(self, text: str):

@@ -2,6 +2,11 @@
 
 Every set, delete and reveal writes an audit event in the same transaction:
 who, which credential (provider, label, fingerprint) and why. Never the value.
+
+The services run in the caller's context: a client's own (`tenant_context`,
+the API), staff (admin) or the service role (operator commands). In a
+client's context they act only on that client's credentials; RLS would refuse
+anything else too, but only after the work was done and with a database error.
 """
 
 from __future__ import annotations
@@ -12,12 +17,14 @@ from urllib.parse import urlparse
 
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_der_public_key
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.validators import validate_email
 from django.db import transaction
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 
-from tenants.context import current_alias
+from tenants.context import APP_ALIAS, current_alias, current_client_id
+from tenants.models import User
 from tenants.services import actor_fields, audit_record
 from vault.models import IntegrationCredential, Provider
 
@@ -38,6 +45,9 @@ SETTINGS_FIELDS = {
     Provider.SALESFORCE: {"instance_url", "login_url"},
 }
 MAX_SECRET_LENGTH = 4096
+# The fingerprint shows the last four characters: on a short value that would
+# be most of the secret. Real provider keys are far longer.
+MIN_FINGERPRINTED_LENGTH = 16
 SALESFORCE_LOGIN_HOSTS = {"login.salesforce.com", "test.salesforce.com"}
 
 
@@ -47,6 +57,7 @@ def _validate_provider(provider: str) -> Provider:
     return Provider(provider)
 
 
+@sensitive_variables("secret")
 def normalize_secret(provider: Provider, secret) -> dict:
     """The provider's secret as a dict: a bare string is the API key."""
     fields = SECRET_FIELDS[provider]
@@ -60,9 +71,15 @@ def normalize_secret(provider: Provider, secret) -> dict:
         raise ValidationError({"secret": f"Unknown field(s) for {provider.label}: {', '.join(unknown)}."})
     if missing:
         raise ValidationError({"secret": f"{provider.label} needs a non-empty {', '.join(missing)}."})
+    secret = {f: secret[f].strip() for f in fields}
     if any(len(secret[f]) > MAX_SECRET_LENGTH for f in fields):
         raise ValidationError({"secret": f"A secret field is longer than {MAX_SECRET_LENGTH} characters."})
-    return {f: secret[f].strip() for f in fields}
+    fingerprinted = FINGERPRINT_FIELD[provider]
+    if len(secret[fingerprinted]) < MIN_FINGERPRINTED_LENGTH:
+        raise ValidationError(
+            {"secret": f"{fingerprinted} is shorter than {MIN_FINGERPRINTED_LENGTH} characters: not a {provider.label} key."}
+        )
+    return secret
 
 
 def _https_url(value, name: str, *, hosts: set[str] | None = None) -> str:
@@ -112,17 +129,25 @@ def _validate_label(label: str) -> str:
     return label
 
 
+def _require_own_client(client_id: int) -> None:
+    if current_alias() == APP_ALIAS and current_client_id() != client_id:
+        raise PermissionDenied("In a client's context only that client's credentials can be changed or read.")
+
+
 def _describe(credential: IntegrationCredential) -> dict:
     return {"provider": credential.provider, "label": credential.label, "fingerprint": credential.fingerprint}
 
 
+@sensitive_variables("secret")
 def credential_set(
-    *, client_id: int, provider: str, label: str = "default", secret, settings: dict | None = None, actor,
-    reason: str, ip: str | None = None,
+    *, client_id: int, provider: str, label: str = "default", secret: str | dict | None,
+    settings: dict | None = None, actor: User | str | None, reason: str, ip: str | None = None,
 ) -> IntegrationCredential:
     """Create a credential, or replace the secret and settings of the one
-    with the same provider and label. `secret=None` keeps an existing
-    credential's secret and changes only its settings."""
+    with the same provider and label (a replaced secret sets `rotated_at`).
+    `secret=None` keeps an existing credential's secret and changes only its
+    settings. A bare string is the API key of SendGrid or Anthropic."""
+    _require_own_client(client_id)
     provider = _validate_provider(provider)
     label = _validate_label(label)
     if secret is not None:
@@ -161,7 +186,10 @@ def credential_set(
     return credential
 
 
-def credential_delete(*, credential: IntegrationCredential, actor, reason: str, ip: str | None = None) -> None:
+def credential_delete(
+    *, credential: IntegrationCredential, actor: User | str | None, reason: str, ip: str | None = None
+) -> None:
+    _require_own_client(credential.client_id)
     with transaction.atomic(using=current_alias()):
         audit_record(
             client_id=credential.client_id, actor=actor, action="credential.deleted",
@@ -171,9 +199,10 @@ def credential_delete(*, credential: IntegrationCredential, actor, reason: str, 
         credential.delete()
 
 
-def credential_reveal(*, credential: IntegrationCredential, actor, purpose: str) -> dict:
+def credential_reveal(*, credential: IntegrationCredential, actor: User | str | None, purpose: str) -> dict:
     """The plaintext secret, for an integration gateway about to call the
     provider. The only function that decrypts; every call is audited."""
+    _require_own_client(credential.client_id)
     if not purpose:
         raise ValueError("credential_reveal needs a purpose for the audit log")
     with transaction.atomic(using=current_alias()):

@@ -3,26 +3,32 @@ import io
 import json
 import logging
 import subprocess
+import sys
 
 import pytest
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import DatabaseError, connections, transaction
 from django.test import Client as HttpClient
+from django.views.debug import ExceptionReporter, SafeExceptionReporterFilter
 
 from tenants.context import apply_client_setting, dangerously_bypass_rls, tenant_context
 from tenants.models import AuditEvent
 from tests.factories import ALL_DATABASES, bearer, issue_token, make_client, make_user
+from tests.tenancy_probe.models import ProbeSecretNote
 from vault import crypto
 from vault.models import IntegrationCredential
+from vault.selectors import credential_get, credential_list
 from vault.services import credential_delete, credential_reveal, credential_set
 from vault.tests.conftest import new_key
 
 pytestmark = pytest.mark.django_db(databases=ALL_DATABASES, transaction=True)
 
 SENDGRID_KEY = "SG.fake-key-for-tests.0123456789abcdefghijklmnopqrstuvwxyz"
-SALESFORCE = {"client_id": "3MVG9-consumer-key", "client_secret": "sf-secret-9F3A", "refresh_token": "5Aep861-refresh"}
+SALESFORCE = {
+    "client_id": "3MVG9-consumer-key", "client_secret": "sf-secret-0123456789-9F3A", "refresh_token": "5Aep861-refresh"
+}
 
 
 def set_credential(client, actor="test", provider="sendgrid", label="default", secret=SENDGRID_KEY, settings=None):
@@ -81,10 +87,12 @@ def test_a_salesforce_credential_is_a_structured_secret(vault_key):
         ("sendgrid", {"api_key": "k", "extra": "x"}, {}, "secret"),
         ("salesforce", "just-a-string", {}, "secret"),
         ("salesforce", {**SALESFORCE, "refresh_token": ""}, {}, "secret"),
-        ("sendgrid", "SG.x", {"sender": "not-an-email"}, "settings"),
-        ("sendgrid", "SG.x", {"event_webhook_public_key": "bm90IGEga2V5"}, "settings"),
+        ("sendgrid", "SG.short-key", {}, "secret"),
+        ("salesforce", {**SALESFORCE, "client_secret": "short-9F3A"}, {}, "secret"),
+        ("sendgrid", SENDGRID_KEY, {"sender": "not-an-email"}, "settings"),
+        ("sendgrid", SENDGRID_KEY, {"event_webhook_public_key": "bm90IGEga2V5"}, "settings"),
         ("salesforce", SALESFORCE, {"instance_url": "http://insecure.example"}, "settings"),
-        ("anthropic", "sk-ant", {"temperature": 1}, "settings"),
+        ("anthropic", "sk-ant-api03-test-key-0000", {"temperature": 1}, "settings"),
         ("sendgrid", "x" * 5000, {}, "secret"),
     ],
 )
@@ -120,6 +128,37 @@ def test_reveal_and_delete_are_audited_with_who_and_why(vault_key):
     assert all_credentials() == []
 
 
+def test_validation_errors_name_the_field_but_never_contain_the_secret(vault_key):
+    client = make_client()
+    attempts = [
+        {"provider": "sendgrid", "secret": {"api_key": SENDGRID_KEY, "extra": SENDGRID_KEY}},
+        {"provider": "salesforce", "secret": {**SALESFORCE, "client_secret": "tiny-9F3A"}},
+        {"provider": "sendgrid", "secret": SENDGRID_KEY, "settings": {"sender": "nope"}},
+        {"provider": "sendgrid", "secret": SENDGRID_KEY + "x" * 5000},
+    ]
+    for attempt in attempts:
+        with pytest.raises(ValidationError) as error:
+            set_credential(client, **attempt)
+        shown = str(error.value) + repr(error.value)
+        assert SENDGRID_KEY not in shown and "tiny-9F3A" not in shown and SALESFORCE["refresh_token"] not in shown
+
+
+def test_an_error_report_from_inside_the_vault_shows_the_secret_only_as_stars(vault_key):
+    client = make_client()
+    try:
+        with tenant_context(client.pk):
+            credential_set(
+                client_id=client.pk, provider="salesforce", secret=SALESFORCE, settings={"instance_url": "http://x"},
+                actor="test", reason="test",
+            )
+    except ValidationError:
+        # The HTML report is what an error e-mail carries: every frame's locals.
+        report = ExceptionReporter(None, *sys.exc_info()).get_traceback_html()
+    assert "credential_set" in report and "instance_url" in report
+    for value in SALESFORCE.values():
+        assert value not in report
+
+
 # --- rotation -----------------------------------------------------------------------------
 
 
@@ -129,7 +168,7 @@ def test_rotation_interrupted_halfway_and_resumed_leaves_everything_readable_wit
     clients = [make_client() for _ in range(3)]
     for client in clients:
         for n in range(4):
-            set_credential(client, label=f"k{n}", secret=f"SG.key-{client.pk}-{n}")
+            set_credential(client, label=f"k{n}", secret=f"SG.rotation-key-{client.pk}-{n}")
     settings.VAULT_KEYS = f"{new},{old_key}"
 
     out = io.StringIO()
@@ -155,7 +194,7 @@ def test_rotation_interrupted_halfway_and_resumed_leaves_everything_readable_wit
 
     settings.VAULT_KEYS = new
     for credential in all_credentials():
-        assert credential.secret.reveal()["api_key"].startswith("SG.key-")
+        assert credential.secret.reveal()["api_key"].startswith("SG.rotation-key-")
     with dangerously_bypass_rls():
         touched = set(AuditEvent.objects.filter(action="vault.keys_rotated").values_list("client_id", flat=True))
     assert touched == {c.pk for c in clients}
@@ -167,6 +206,55 @@ def test_rotation_reports_values_no_key_opens(settings):
     settings.VAULT_KEYS = new_key()
     with pytest.raises(CommandError, match="1 value\\(s\\) open with no configured key: vault.IntegrationCredential"):
         call_command("rotate_vault_keys", "--no-progress", stdout=io.StringIO())
+
+
+REFUSE_UPDATES = """
+CREATE FUNCTION public.vault_test_refuse_update() RETURNS trigger LANGUAGE plpgsql AS
+$$ BEGIN RAISE EXCEPTION 'batch refused by the test'; END $$;
+CREATE TRIGGER vault_test_refuse_update BEFORE UPDATE ON tenancy_probe_probesecretnote
+FOR EACH ROW EXECUTE FUNCTION public.vault_test_refuse_update();
+"""
+ALLOW_UPDATES = """
+DROP TRIGGER IF EXISTS vault_test_refuse_update ON tenancy_probe_probesecretnote;
+DROP FUNCTION IF EXISTS public.vault_test_refuse_update();
+"""
+
+
+def test_rotation_stopped_by_a_failing_batch_keeps_and_audits_what_it_committed_and_a_rerun_finishes(settings):
+    old_key, new = new_key(), new_key()
+    settings.VAULT_KEYS = old_key
+    rotated, blocked = make_client(), make_client()
+    set_credential(rotated)
+    with tenant_context(blocked.pk):
+        note = ProbeSecretNote.objects.create(secret="probe-secret-value")
+    settings.VAULT_KEYS = f"{new},{old_key}"
+    # The database refuses the second table's batch, as a lost connection or
+    # a lock timeout would, after the first table's batch has committed.
+    with connections["default"].cursor() as cursor:
+        cursor.execute(REFUSE_UPDATES)
+    try:
+        with pytest.raises(DatabaseError, match="batch refused by the test"):
+            call_command("rotate_vault_keys", "--batch-size", "1", "--no-progress", stdout=io.StringIO())
+    finally:
+        with connections["default"].cursor() as cursor:
+            cursor.execute(ALLOW_UPDATES)
+    with dangerously_bypass_rls():
+        audited = list(AuditEvent.objects.filter(action="vault.keys_rotated").values_list("client_id", flat=True))
+        stopped_note = ProbeSecretNote.objects.get(pk=note.pk)
+    assert audited == [rotated.pk]
+
+    settings.VAULT_KEYS = new
+    assert all_credentials()[0].secret.reveal() == {"api_key": SENDGRID_KEY}
+    with pytest.raises(crypto.DecryptionError):
+        stopped_note.secret.reveal()
+
+    settings.VAULT_KEYS = f"{new},{old_key}"
+    out = io.StringIO()
+    call_command("rotate_vault_keys", "--batch-size", "1", "--no-progress", stdout=out)
+    assert "re-encrypted 1, already current 1," in out.getvalue()
+    settings.VAULT_KEYS = new
+    with dangerously_bypass_rls():
+        assert ProbeSecretNote.objects.get(pk=note.pk).secret.reveal() == "probe-secret-value"
 
 
 # --- legacy import from the Node.js service ----------------------------------------------------
@@ -281,10 +369,35 @@ def test_client_a_cannot_list_replace_or_delete_client_bs_credentials(vault_key)
     assert HttpClient().get("/api/v1/credentials/", **token_a).json()["results"] == []
     assert HttpClient().get(f"/api/v1/credentials/{b_credential.public_id}/", **token_a).status_code == 404
     assert HttpClient().delete(f"/api/v1/credentials/{b_credential.public_id}/", **token_a).status_code == 404
-    assert api_post(token_a, {"provider": "sendgrid", "secret": "SG.from-a-AAAA"}).status_code == 201
+    assert api_post(token_a, {"provider": "sendgrid", "secret": "SG.from-client-a-AAAA"}).status_code == 201
     with dangerously_bypass_rls():
         mine = IntegrationCredential.objects.get(client=client_b)
     assert mine.fingerprint == SENDGRID_KEY[-4:] and mine.secret.reveal() == {"api_key": SENDGRID_KEY}
+
+
+def test_in_client_as_context_the_services_cannot_list_replace_reveal_or_delete_bs_credentials(vault_key):
+    client_a, client_b = make_client(), make_client()
+    b_credential = set_credential(client_b)
+    a_credential = set_credential(client_a, secret="SG.client-a-own-key-AAAA")
+    with tenant_context(client_a.pk):
+        assert [c.pk for c in credential_list(client_id=client_a.pk)] == [a_credential.pk]
+        assert list(credential_list(client_id=client_b.pk)) == []
+        assert credential_get(client_id=client_b.pk, provider="sendgrid") is None
+        with pytest.raises(PermissionDenied):
+            credential_set(
+                client_id=client_b.pk, provider="sendgrid", secret="SG.written-by-client-a-0000", actor="a", reason="x"
+            )
+        with pytest.raises(PermissionDenied):
+            credential_reveal(credential=b_credential, actor="a", purpose="x")
+        with pytest.raises(PermissionDenied):
+            credential_delete(credential=b_credential, actor="a", reason="x")
+        # Even past the services, the ORM in A's context reaches none of B's rows.
+        assert IntegrationCredential.objects.filter(pk=b_credential.pk).delete()[0] == 0
+    with dangerously_bypass_rls():
+        kept = IntegrationCredential.objects.get(pk=b_credential.pk)
+        b_events = set(AuditEvent.objects.filter(client=client_b).values_list("action", flat=True))
+    assert kept.secret.reveal() == {"api_key": SENDGRID_KEY} and kept.rotated_at is None
+    assert b_events == {"credential.created"}
 
 
 def test_client_a_cannot_read_or_change_bs_credentials_by_raw_sql(vault_key):
@@ -329,7 +442,9 @@ def test_staff_see_only_the_fingerprint_and_replace_the_secret_through_a_passwor
     listing = browser.get("/admin/vault/integrationcredential/").content.decode()
     change = browser.get(f"/admin/vault/integrationcredential/{credential.pk}/change/").content.decode()
     stored = all_credentials()[0].secret.sealed
-    for page in (listing, change):
+    delete = browser.get(f"/admin/vault/integrationcredential/{credential.pk}/delete/").content.decode()
+    history = browser.get(f"/admin/vault/integrationcredential/{credential.pk}/history/").content.decode()
+    for page in (listing, change, delete, history):
         assert SENDGRID_KEY not in page and stored not in page and stored.split(":")[1] not in page
     assert f"•••• {SENDGRID_KEY[-4:]}" in listing
     assert 'type="password" name="new_secret"' in change and 'value="SG.' not in change
@@ -402,3 +517,38 @@ def test_staff_add_a_credential_for_a_client_in_the_admin(vault_key, staff_admin
          "reason": "r"},
     )
     assert missing.status_code == 200 and len(all_credentials()) == 1
+
+
+def test_a_mistake_in_the_admin_form_is_shown_on_the_form_and_writes_nothing(vault_key, super_admin):
+    client = make_client()
+    existing = set_credential(client)
+    browser = HttpClient()
+    browser.force_login(super_admin)
+    mistakes = [
+        ({"provider": "anthropic", "settings": '{"temperature": 1}', "new_secret": "sk-ant-api03-test-key-7777"},
+         "settings"),
+        ({"provider": "salesforce", "settings": "{}", "new_secret": '["not", "an", "object"]'}, "new_secret"),
+        ({"provider": "sendgrid", "settings": "{}", "new_secret": "SG.short"}, "new_secret"),
+        ({"provider": "sendgrid", "settings": "{}", "new_secret": "SG.would-replace-silently-ZZZZ"}, "label"),
+    ]
+    for data, field in mistakes:
+        response = browser.post(
+            "/admin/vault/integrationcredential/add/", {"for_client": client.pk, "label": "default", "reason": "r", **data}
+        )
+        assert response.status_code == 200
+        assert field in response.context["adminform"].form.errors
+        assert "SG.would-replace" not in response.content.decode()
+    assert [(c.pk, c.fingerprint) for c in all_credentials()] == [(existing.pk, SENDGRID_KEY[-4:])]
+
+
+def test_an_error_report_for_an_admin_form_hides_the_submitted_secret(vault_key, super_admin):
+    browser = HttpClient()
+    browser.force_login(super_admin)
+    response = browser.post(
+        "/admin/vault/integrationcredential/add/",
+        {"for_client": make_client().pk, "provider": "sendgrid", "label": "default", "settings": "{}",
+         "new_secret": SENDGRID_KEY, "reason": ""},
+    )
+    assert response.status_code == 200
+    shown = SafeExceptionReporterFilter().get_post_parameters(response.wsgi_request)
+    assert shown["new_secret"] == "********************" and shown["provider"] == "sendgrid"

@@ -75,6 +75,22 @@ def test_tampering_with_any_byte_of_any_part_gives_a_clear_error(vault_key, part
         assert PLAINTEXT not in str(error.value) and value not in str(error.value)
 
 
+def test_changing_any_character_of_the_stored_string_gives_a_clear_error(vault_key):
+    note = make_note(make_client())
+    stored = stored_value(note)
+    aad = ProbeSecretNote._meta.get_field("secret").associated_data(note)
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    for index, char in enumerate(stored):
+        # The next base64 letter: for a part's last character that may change
+        # only bits base64 ignores, which must still be refused.
+        replacement = alphabet[(alphabet.index(char) + 1) % 64] if char in alphabet else "A"
+        value = stored[:index] + replacement + stored[index + 1 :]
+        with pytest.raises(crypto.DecryptionError) as error:
+            crypto.decrypt(value, aad=aad)
+        assert PLAINTEXT not in str(error.value) and value not in str(error.value)
+    assert crypto.decrypt(stored, aad=aad) == PLAINTEXT.encode()
+
+
 def test_a_value_swapped_into_another_row_or_client_does_not_open(vault_key):
     client_a, client_b = make_client(), make_client()
     a1, a2, b1 = make_note(client_a, "alpha-one"), make_note(client_a, "alpha-two"), make_note(client_b, "bravo-one")
@@ -142,3 +158,14 @@ def test_the_keyring_never_shows_its_keys(vault_key):
     from vault.keyring import keyring
 
     assert vault_key not in repr(keyring()) and "1 key" in repr(keyring())
+
+
+def test_the_first_use_with_a_bad_key_is_refused_naming_the_variable_not_the_value(settings):
+    client = make_client()
+    bad = base64.b64encode(b"only-16-bytes!!!").decode()
+    settings.VAULT_KEYS = bad
+    with pytest.raises(ImproperlyConfigured, match="VAULT_KEYS: the first key decodes to 16 bytes") as error:
+        make_note(client)
+    assert bad not in str(error.value)
+    with dangerously_bypass_rls():
+        assert not ProbeSecretNote.objects.exists()
