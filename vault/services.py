@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.validators import validate_email
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
@@ -153,6 +153,16 @@ def credential_set(
     if secret is not None:
         secret = normalize_secret(provider, secret)
     settings = normalize_settings(provider, settings)
+    try:
+        return _store(client_id, provider, label, secret, settings, actor, reason, ip)
+    except IntegrityError:
+        # Another request created the same provider and label between our
+        # lookup and our insert: the row exists now, so this becomes a replace.
+        return _store(client_id, provider, label, secret, settings, actor, reason, ip)
+
+
+@sensitive_variables("secret")
+def _store(client_id, provider, label, secret, settings, actor, reason, ip) -> IntegrationCredential:
     with transaction.atomic(using=current_alias()):
         credential = (
             IntegrationCredential.objects.select_for_update()

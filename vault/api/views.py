@@ -1,4 +1,5 @@
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.views.decorators.debug import sensitive_variables
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status
 from rest_framework.exceptions import ValidationError
@@ -26,6 +27,7 @@ class CredentialViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins
         responses={201: CredentialSerializer, 200: CredentialSerializer},
         description="Create a credential, or replace the one with the same provider and label.",
     )
+    @sensitive_variables("payload", "data")
     def create(self, request):
         payload = CredentialInputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)

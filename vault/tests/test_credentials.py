@@ -4,6 +4,8 @@ import json
 import logging
 import subprocess
 import sys
+import threading
+import time
 
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -67,6 +69,50 @@ def test_replacing_a_credential_keeps_one_row_and_records_the_rotation(vault_key
         assert credential_reveal(credential=second, actor="gateway", purpose="send campaign") == {
             "api_key": "SG.another-key-value-WXYZ"
         }
+
+
+def test_two_concurrent_creates_of_one_credential_end_as_create_then_replace(vault_key):
+    """The second request's lookup runs before the first commits, so both try
+    to insert; the loser's insert waits on the unique index and then replaces
+    the winner's row instead of failing with a database error."""
+    client = make_client()
+    outcome = {}
+
+    def second_request():
+        try:
+            outcome["credential"] = set_credential(client, secret="SG.second-request-key-2222")
+        except Exception as error:  # reported to the test below
+            outcome["error"] = error
+        finally:
+            connections.close_all()
+
+    with tenant_context(client.pk):
+        credential_set(
+            client_id=client.pk, provider="sendgrid", label="default", secret="SG.first-request-key-1111",
+            settings={}, actor="first", reason="test",
+        )
+        racer = threading.Thread(target=second_request)
+        racer.start()
+        _wait_until_a_backend_waits_for_a_lock()
+    racer.join(timeout=10)
+    assert "error" not in outcome, outcome.get("error")
+    rows = all_credentials()
+    assert len(rows) == 1 and rows[0].fingerprint == "2222" and rows[0].rotated_at is not None
+    with dangerously_bypass_rls():
+        actions = sorted(AuditEvent.objects.filter(client=client).values_list("action", flat=True))
+    assert actions == ["credential.created", "credential.replaced"]
+
+
+def _wait_until_a_backend_waits_for_a_lock(timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    with connections["service"].cursor() as cursor:
+        while time.monotonic() < deadline:
+            # pg_locks, unlike pg_stat_activity, shows other roles' waits.
+            cursor.execute("SELECT count(*) FROM pg_locks WHERE NOT granted")
+            if cursor.fetchone()[0]:
+                return
+            time.sleep(0.02)
+    raise AssertionError("the second request never waited for the first one's insert")
 
 
 def test_a_salesforce_credential_is_a_structured_secret(vault_key):

@@ -169,3 +169,20 @@ def test_the_first_use_with_a_bad_key_is_refused_naming_the_variable_not_the_val
     assert bad not in str(error.value)
     with dangerously_bypass_rls():
         assert not ProbeSecretNote.objects.exists()
+
+
+def test_the_web_entry_point_refuses_to_start_with_a_bad_key():
+    """gunicorn imports sagerock.wsgi: a bad VAULT_KEYS must stop it before it
+    serves, with a message that names the variable and not the value."""
+    import os
+    import subprocess
+    import sys
+
+    bad = base64.b64encode(b"twenty-four-bytes-long!!").decode()
+    result = subprocess.run(
+        [sys.executable, "-c", "import sagerock.wsgi"],
+        env={**os.environ, "VAULT_KEYS": bad}, capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode != 0
+    assert "VAULT_KEYS: the first key decodes to 24 bytes" in result.stderr
+    assert bad not in result.stderr + result.stdout
