@@ -29,7 +29,15 @@ NO_CLIENT_DATA: dict[str, str] = {
     "auth_group": "Django groups are not used (roles are the permission model); stays empty",
     "auth_group_permissions": "Django groups are not used; stays empty",
     "django_admin_log": "not written: AdminSite records changes in the tenant-scoped AuditEvent instead",
-    "django_tasks_database_dbtaskresult": "task queue: task name and ids; tasks re-enter a client context themselves",
+    "django_tasks_database_dbtaskresult": (
+        "task queue: no client column; tenant tasks re-enter their client's context, and the trigger "
+        "guard_task_queue (checked below) keeps the app role from queueing or rewriting another client's tasks"
+    ),
+}
+
+# Tables that need a guard trigger, enabled, with the trigger's name.
+GUARD_TRIGGERS: dict[str, str] = {
+    "django_tasks_database_dbtaskresult": "guard_task_queue",
 }
 
 # Tables whose tenant key is not `client_id`.
@@ -242,6 +250,29 @@ def find_problems(using: str = "app") -> list[Problem]:
         problems.append(Problem(view, "view without security_invoker (it would read with its owner's rights)"))
 
     problems.extend(_function_problems(using))
+    problems.extend(_trigger_problems(using, {name for _, name, *_ in tables}))
+    return problems
+
+
+def _trigger_problems(using: str, table_names: set[str]) -> list[Problem]:
+    problems = []
+    with connections[using].cursor() as cursor:
+        for table, trigger in GUARD_TRIGGERS.items():
+            if table not in table_names:
+                continue
+            cursor.execute(
+                """
+                SELECT t.tgenabled FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+                JOIN pg_namespace n ON n.oid = c.relnamespace
+                WHERE n.nspname = current_schema() AND c.relname = %s AND t.tgname = %s
+                """,
+                [table, trigger],
+            )
+            row = cursor.fetchone()
+            if row is None:
+                problems.append(Problem(table, f"guard trigger {trigger} is missing"))
+            elif row[0] not in ("O", "A"):
+                problems.append(Problem(table, f"guard trigger {trigger} is disabled"))
     return problems
 
 
@@ -291,6 +322,8 @@ def _policy_problems(table: str, key: str, table_policies: list[tuple], roles: d
 # Who may EXECUTE each function in schema `app` (among the runtime roles).
 FUNCTION_EXECUTORS: dict[str, set[str]] = {
     "current_client_id": {"app"},
+    # A trigger function: runs for whoever writes the table, never called.
+    "guard_task_queue": set(),
 }
 DEFAULT_EXECUTORS = {"app", "staff"}
 SECRET_TABLE = "app.tenant_context_key"

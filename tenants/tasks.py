@@ -1,27 +1,59 @@
 """Background tasks that work on one client's data.
 
-Every such task takes `client_id` first and runs its body inside
-`tenant_context(client_id)`, so the worker (which starts with no context, and
-therefore sees no client's rows) touches exactly that client's data.
+A tenant task is enqueued as `my_task.enqueue(client_id, ...)` and its body is
+called as `body(client_id, ...)` inside `tenant_context(client_id)`, so the
+worker (which starts with no context, and therefore sees no client's rows)
+touches exactly that client's data.
+
+The client travels in the queued row as the keyword argument
+`tenant_client_id`. The database checks it (migration tenants 0005, trigger
+`app.guard_task_queue`): a row queued by `sagerock_app` must name the client
+whose proven context queued it, and nobody can later change a queued row's
+task or arguments or send a finished task back to the queue. SQL injected on
+the app connection in client A's request therefore cannot make the worker
+run anything for client B. Staff and the service role may queue tenant tasks
+for any client.
 """
 
 import functools
 
 from django_tasks import task
+from django_tasks.base import Task
 
 from tenants.context import tenant_context
+
+TENANT_KWARG = "tenant_client_id"
+
+
+class TenantTask(Task):
+    """A Task whose first `enqueue` argument is the client it runs for."""
+
+    def enqueue(self, client_id: int, *args, **kwargs):
+        return super().enqueue(*args, **_with_client(client_id, kwargs))
+
+    async def aenqueue(self, client_id: int, *args, **kwargs):
+        return await super().aenqueue(*args, **_with_client(client_id, kwargs))
+
+
+def _with_client(client_id: int, kwargs: dict) -> dict:
+    if TENANT_KWARG in kwargs:
+        raise TypeError(f"{TENANT_KWARG} is reserved for the tenant task machinery")
+    return {TENANT_KWARG: client_id, **kwargs}
 
 
 def tenant_task(function=None, **task_options):
     """`@tenant_task` / `@tenant_task(queue_name=...)`: a Django task whose
-    body runs in the client context named by its first argument."""
+    body runs in the client context named by `enqueue`'s first argument."""
 
     def decorate(body):
         @functools.wraps(body)
-        def in_context(client_id: int, *args, **kwargs):
-            with tenant_context(client_id):
-                return body(client_id, *args, **kwargs)
+        def in_context(*args, tenant_client_id: int, **kwargs):
+            # Keyword-only: a queued row without it (positional client ids
+            # included) fails here instead of running in some context.
+            with tenant_context(tenant_client_id):
+                return body(tenant_client_id, *args, **kwargs)
 
-        return task(**task_options)(in_context)
+        plain = task(**task_options)(in_context)
+        return TenantTask(**{name: getattr(plain, name) for name in Task.__dataclass_fields__})
 
     return decorate(function) if function is not None else decorate

@@ -2,11 +2,13 @@
 the database worker and runs in that client's context only."""
 
 import io
+import json
 
 import pytest
 from django.core.management import call_command
+from django.db import DatabaseError, connections
 
-from tenants.context import dangerously_bypass_rls, tenant_context
+from tenants.context import dangerously_bypass_rls, staff_context, tenant_context
 from tests.factories import ALL_DATABASES, make_client
 from tests.tenancy_probe.models import ProbeNote
 from tests.tenancy_probe.tasks import rename_notes
@@ -40,3 +42,112 @@ def test_a_task_enqueued_in_a_transaction_that_rolls_back_never_runs():
     from django_tasks_db.models import DBTaskResult
 
     assert DBTaskResult.objects.count() == 0
+
+
+def run_worker() -> None:
+    call_command("db_worker", "--batch", "--no-startup-delay", "--no-reload", stdout=io.StringIO(), stderr=io.StringIO())
+
+
+def queued_row():
+    from django_tasks_db.models import DBTaskResult
+
+    with dangerously_bypass_rls():
+        return DBTaskResult.objects.get()
+
+
+def test_staff_may_queue_a_tenant_task_for_any_client():
+    a = make_client()
+    with dangerously_bypass_rls():
+        ProbeNote.objects.create(client=a, title="a")
+    with staff_context():
+        rename_notes.enqueue(a.pk, "queued by staff")
+    run_worker()
+    with dangerously_bypass_rls():
+        assert ProbeNote.objects.get(client=a).title == "queued by staff"
+
+
+# --- SQL injected on the app connection cannot reach another client through the queue -----------
+
+
+def app_sql(client_id, sql, params=()):
+    """Run raw SQL as sagerock_app inside a proven context for `client_id`."""
+    with tenant_context(client_id), connections["app"].cursor() as cursor:
+        cursor.execute(sql, params)
+
+
+def test_sql_in_client_as_context_cannot_queue_a_task_for_client_b():
+    a, b = make_client(), make_client()
+    with tenant_context(a.pk):
+        rename_notes.enqueue(a.pk, "legitimate")
+    row = queued_row()
+    with connections["service"].cursor() as cursor:
+        cursor.execute(
+            "SELECT string_agg(quote_ident(column_name), ', ') FROM information_schema.columns"
+            " WHERE table_name = 'django_tasks_database_dbtaskresult' AND column_name NOT IN ('id', 'args_kwargs')"
+        )
+        columns = cursor.fetchone()[0]
+    forged = {"args": ["pwned"], "kwargs": {"tenant_client_id": b.pk}}
+    for args_kwargs in (forged, {"args": [b.pk, "pwned"], "kwargs": {}}, {"args": [], "kwargs": {}}):
+        # A copy of A's legitimate row with new arguments.
+        with pytest.raises(DatabaseError, match="must be a tenant task for that client"):
+            app_sql(
+                a.pk,
+                f"INSERT INTO django_tasks_database_dbtaskresult (id, args_kwargs, {columns}) "
+                f"SELECT gen_random_uuid(), %s::jsonb, {columns} FROM django_tasks_database_dbtaskresult WHERE id = %s",
+                [json.dumps(args_kwargs), str(row.id)],
+            )
+    # The same copy with A's own client goes in: the guard is not a blanket refusal.
+    app_sql(
+        a.pk,
+        f"INSERT INTO django_tasks_database_dbtaskresult (id, args_kwargs, {columns}) "
+        f"SELECT gen_random_uuid(), args_kwargs, {columns} FROM django_tasks_database_dbtaskresult WHERE id = %s",
+        [str(row.id)],
+    )
+
+
+def test_sql_in_client_as_context_cannot_rewrite_or_requeue_a_task():
+    a, b = make_client(), make_client()
+    with dangerously_bypass_rls():
+        ProbeNote.objects.create(client=b, title="b")
+    with tenant_context(b.pk):
+        rename_notes.enqueue(b.pk, "b's own rename")
+    row = queued_row()
+    attacks = [
+        ("UPDATE django_tasks_database_dbtaskresult SET args_kwargs = jsonb_set(args_kwargs, '{args,0}', '\"pwned\"')"
+         " WHERE id = %s", [str(row.id)]),
+        ("UPDATE django_tasks_database_dbtaskresult SET task_path = 'tests.tenancy_probe.tasks.other' WHERE id = %s",
+         [str(row.id)]),
+    ]
+    for sql, params in attacks:
+        with pytest.raises(DatabaseError, match="cannot change"):
+            app_sql(a.pk, sql, params)
+    run_worker()
+    with dangerously_bypass_rls():
+        assert ProbeNote.objects.get(client=b).title == "b's own rename"
+    # Finished: it cannot be sent back to the queue to run again.
+    with pytest.raises(DatabaseError, match="cannot be queued again"):
+        app_sql(a.pk, "UPDATE django_tasks_database_dbtaskresult SET status = 'READY' WHERE id = %s", [str(row.id)])
+
+
+def test_a_queued_row_without_the_client_keyword_is_refused_by_the_worker():
+    """Rows written before the guard or by a trusted role by mistake: the
+    body never runs without its client keyword."""
+    from django_tasks_db.models import DBTaskResult
+
+    a = make_client()
+    with dangerously_bypass_rls():
+        ProbeNote.objects.create(client=a, title="a")
+    with staff_context():
+        rename_notes.enqueue(a.pk, "x")
+        DBTaskResult.objects.update(args_kwargs={"args": [a.pk, "positional client"], "kwargs": {}})
+    run_worker()
+    row = queued_row()
+    assert row.status == "FAILED" and "tenant_client_id" in row.exception_class_path + row.traceback
+    with dangerously_bypass_rls():
+        assert ProbeNote.objects.get(client=a).title == "a"
+
+
+def test_the_client_keyword_is_reserved():
+    a = make_client()
+    with tenant_context(a.pk), pytest.raises(TypeError, match="reserved"):
+        rename_notes.enqueue(a.pk, "x", tenant_client_id=a.pk)

@@ -100,3 +100,9 @@ def test_the_system_check_reports_problems_at_deploy_time(owner_sql):
     owner_sql("CREATE TABLE leaky_things (id bigint PRIMARY KEY, client_id bigint NOT NULL)", "DROP TABLE leaky_things")
     messages = checks.run_checks(databases=["default"], tags=[checks.Tags.database])
     assert any(m.id == "tenants.E001" and "leaky_things" in m.msg for m in messages)
+
+
+def test_check_rls_reports_a_disabled_task_queue_guard(owner_sql):
+    table = "django_tasks_database_dbtaskresult"
+    owner_sql(f"ALTER TABLE {table} DISABLE TRIGGER guard_task_queue", f"ALTER TABLE {table} ENABLE TRIGGER guard_task_queue")
+    assert "guard trigger guard_task_queue is disabled" in problems_for(table)
