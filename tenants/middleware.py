@@ -3,13 +3,18 @@
 Staff sessions (Django admin) run as `sagerock_staff`; a client_admin's
 session (the OAuth login and consent pages) runs as `sagerock_app` for their
 client. Each request is one transaction, so a failed write leaves nothing
-behind. Anonymous requests keep the empty default context.
+behind: Django turns a view's exception into a 500 response before it reaches
+this middleware, so any error response (4xx or 5xx) rolls the transaction
+back explicitly, as the API's middleware does. Anonymous requests keep the empty default context.
 
 Bearer-token API requests carry no session; the API authentication class sets
 their context instead.
 """
 
+from django.db import transaction
+
 from tenants.auth import context_for_user
+from tenants.context import current_alias
 
 
 class SessionTenantContextMiddleware:
@@ -25,4 +30,7 @@ class SessionTenantContextMiddleware:
         if user is None or not user.is_authenticated:
             return self.get_response(request)
         with context_for_user(user):
-            return self.get_response(request)
+            response = self.get_response(request)
+            if response.status_code >= 400:
+                transaction.set_rollback(True, using=current_alias())
+            return response
