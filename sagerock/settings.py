@@ -12,6 +12,7 @@ from pathlib import Path
 from urllib.parse import unquote
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -26,6 +27,10 @@ DEBUG = env.bool("DEBUG", default=False)
 # DEBUG off but without TLS in front of it.
 PRODUCTION = env.bool("PRODUCTION", default=False)
 TESTING = env.bool("SAGEROCK_TESTING", default="pytest" in sys.modules)
+if PRODUCTION and TESTING:
+    # Test mode mounts deliberately injectable probe views and hashes
+    # passwords with MD5; a production process must never run with it.
+    raise ImproperlyConfigured("SAGEROCK_TESTING must be off when PRODUCTION is on.")
 
 SECRET_KEY = env.str("SECRET_KEY")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])

@@ -126,6 +126,13 @@ def test_production_settings_use_tls_to_every_database_and_secure_transport(urls
 
 
 @pytest.mark.slow
+def test_production_settings_refuse_to_load_in_test_mode():
+    completed = run(["-c", SETTINGS_AS_JSON], production_environment(SAGEROCK_TESTING="1"))
+    assert completed.returncode != 0
+    assert "ImproperlyConfigured: SAGEROCK_TESTING must be off when PRODUCTION is on." in completed.stderr
+
+
+@pytest.mark.slow
 def test_without_production_the_database_connection_is_left_as_configured():
     development = settings_under(production_environment(PRODUCTION="0"))
     assert development["sslmode"] == dict.fromkeys(ALL_DATABASES, None)
