@@ -124,7 +124,11 @@ def _roles() -> dict[str, str]:
 
 def find_problems(using: str = "app") -> list[Problem]:
     roles = _roles()
-    problems: list[Problem] = []
+    with connections[using].cursor() as cursor:
+        cursor.execute("SELECT to_regnamespace('app') IS NOT NULL")
+        if not cursor.fetchone()[0]:
+            return [Problem("(database)", "not migrated: schema app is missing; run `manage.py migrate`")]
+    problems: list[Problem] = _login_role_problems()
     with connections[using].cursor() as cursor:
         cursor.execute(
             """
@@ -251,6 +255,31 @@ def find_problems(using: str = "app") -> list[Problem]:
 
     problems.extend(_function_problems(using))
     problems.extend(_trigger_problems(using, {name for _, name, *_ in tables}))
+    return problems
+
+
+def _login_role_problems() -> list[Problem]:
+    """Each connection must log in as the role its alias names: an `app`
+    connection configured with the service role's credentials would bypass
+    RLS while every catalog check above still passed. Only the service role
+    may bypass RLS, and no role may be a superuser (a superuser ignores RLS,
+    FORCE included, and could turn it off)."""
+    problems = []
+    for alias, expected in _roles().items():
+        if alias not in connections.settings:
+            continue
+        with connections[alias].cursor() as cursor:
+            cursor.execute(
+                "SELECT current_user, r.rolsuper, r.rolbypassrls FROM pg_roles r WHERE r.rolname = current_user"
+            )
+            actual, superuser, bypassrls = cursor.fetchone()
+        label = f"(connection {alias})"
+        if actual != expected:
+            problems.append(Problem(label, f"logs in as {actual}, not {expected}"))
+        if superuser:
+            problems.append(Problem(label, f"{actual} is a superuser: it ignores and can disable row level security"))
+        elif bypassrls and alias != "service":
+            problems.append(Problem(label, f"{actual} bypasses row level security"))
     return problems
 
 
@@ -403,13 +432,14 @@ class RLSBroken(RuntimeError):
 def refuse_to_start_without_rls() -> None:
     """Called by the WSGI entry point: a deployment with broken isolation
     must not serve."""
-    from django.db import DatabaseError
+    from django.db import OperationalError
 
     try:
         problems = find_problems()
-    except DatabaseError as error:
+    except OperationalError as error:
         # An unreachable database is /healthz's to report, not a reason to
-        # crash-loop the web workers.
+        # crash-loop the web workers. Any other database error (a missing
+        # table, a denied read) stops start-up like a problem would.
         logger.warning("Row Level Security not checked at start-up: %s", error.__class__.__name__)
         return
     finally:

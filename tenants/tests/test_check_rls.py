@@ -106,3 +106,27 @@ def test_check_rls_reports_a_disabled_task_queue_guard(owner_sql):
     table = "django_tasks_database_dbtaskresult"
     owner_sql(f"ALTER TABLE {table} DISABLE TRIGGER guard_task_queue", f"ALTER TABLE {table} ENABLE TRIGGER guard_task_queue")
     assert "guard trigger guard_task_queue is disabled" in problems_for(table)
+
+
+def test_check_rls_reports_a_connection_that_logs_in_as_another_role():
+    """The app connection given the service role's credentials would bypass
+    RLS while every table still looks right in the catalog."""
+    app = connections["app"]
+    original = dict(app.settings_dict)
+    app.close()
+    app.settings_dict["USER"] = connections["service"].settings_dict["USER"]
+    app.settings_dict["PASSWORD"] = connections["service"].settings_dict["PASSWORD"]
+    try:
+        problems = [p.problem for p in find_problems(using="default") if p.table == "(connection app)"]
+    finally:
+        app.close()
+        app.settings_dict.clear()
+        app.settings_dict.update(original)
+    assert problems == ["logs in as sagerock_service, not sagerock_app", "sagerock_service bypasses row level security"]
+
+
+def test_check_rls_reports_an_unmigrated_database_instead_of_failing(owner_sql):
+    owner_sql("ALTER SCHEMA app RENAME TO app_moved", "ALTER SCHEMA app_moved RENAME TO app")
+    assert [(p.table, p.problem) for p in find_problems(using="default")] == [
+        ("(database)", "not migrated: schema app is missing; run `manage.py migrate`")
+    ]
