@@ -8,10 +8,11 @@ import pytest
 from django.db import DatabaseError, connections, transaction
 
 from tenants.context import apply_client_setting, dangerously_bypass_rls
-from tenants.rls import TENANT_KEY_COLUMN
+from tenants.rls import SHARED_WHEN_NULL, TENANT_KEY_COLUMN
 from tenants.services import audit_record
-from tests.factories import ALL_DATABASES, make_client, make_user
+from tests.factories import ALL_DATABASES, issue_token, make_api_application, make_client, make_user
 from tests.tenancy_probe.models import ProbeComment, ProbeNote
+from vault.tests.conftest import new_key
 
 pytestmark = pytest.mark.django_db(databases=ALL_DATABASES, transaction=True)
 
@@ -31,16 +32,47 @@ def tenant_tables() -> list[tuple[str, str]]:
 
 
 @pytest.fixture
-def two_clients():
-    """Two clients with a row in every tenant table this suite knows."""
+def two_clients(settings):
+    """Two clients with rows in every tenant table (checked below, so that
+    "sees nothing" is never true of an empty table)."""
+    settings.VAULT_KEYS = new_key()
     a, b = make_client(slug="alpha"), make_client(slug="bravo")
     for client in (a, b):
-        make_user(client=client, email=f"admin@{client.slug}.test")
-        with dangerously_bypass_rls():
-            audit_record(client_id=client.pk, actor="test", action="test.seeded")
-            note = ProbeNote.objects.create(client=client, title=f"{client.slug} note")
-            ProbeComment.objects.create(client=client, note=note, body="hello")
+        seed_every_tenant_table(client)
     return a, b
+
+
+def seed_every_tenant_table(client) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from tenants.models import OAuthDeviceGrant, OAuthGrant, OAuthIDToken, OAuthRefreshToken
+    from tests.tenancy_probe.models import ProbeSecretNote
+    from vault.models import IntegrationCredential
+
+    user = make_user(client=client, email=f"admin@{client.slug}.test")
+    application, _ = make_api_application(client)
+    issue_token(user)
+    soon = timezone.now() + timedelta(minutes=5)
+    with dangerously_bypass_rls():
+        audit_record(client_id=client.pk, actor="test", action="test.seeded")
+        note = ProbeNote.objects.create(client=client, title=f"{client.slug} note")
+        ProbeComment.objects.create(client=client, note=note, body="hello")
+        ProbeSecretNote.objects.create(client=client, secret=f"{client.slug} secret")
+        IntegrationCredential.objects.create(
+            client=client, provider="anthropic", label="default", secret={"api_key": f"sk-ant-{client.slug}-0000000000"},
+            fingerprint="0000",
+        )
+        OAuthGrant.objects.create(
+            user=user, application=application, code=f"code-{client.slug}", expires=soon,
+            redirect_uri="https://app.example/cb", code_challenge="x" * 43, code_challenge_method="S256",
+        )
+        OAuthRefreshToken.objects.create(user=user, application=application, token=f"refresh-{client.slug}")
+        OAuthIDToken.objects.create(user=user, application=application, expires=soon)
+        OAuthDeviceGrant.objects.create(
+            user=user, device_code=f"device-{client.slug}", user_code=f"user-{client.slug}", expires=soon
+        )
 
 
 def app_count(table: str, key: str, client_id: int | None, condition: str = "true") -> int:
@@ -56,15 +88,18 @@ def test_with_no_client_set_every_tenant_table_returns_no_rows(two_clients):
     assert {"tenants_client", "tenants_user", "tenants_auditevent", "tenancy_probe_probenote"} <= {t for t, _ in tables}
     for table, key in tables:
         with connections["service"].cursor() as cursor:
-            cursor.execute(f'SELECT count(*) FROM "{table}"')
-            assert cursor.fetchone()[0] > 0 or table not in {"tenants_client", "tenants_user"}, table
-        assert app_count(table, key, None) == 0, table
+            cursor.execute(f'SELECT count(DISTINCT "{key}") FROM "{table}"')
+            assert cursor.fetchone()[0] >= 2, f"{table}: the fixture must give both clients a row"
+        # First-party OAuth applications (no client) are readable by design.
+        condition = f'"{key}" IS NOT NULL' if table in SHARED_WHEN_NULL else "true"
+        assert app_count(table, key, None, condition) == 0, table
 
 
 def test_with_client_a_set_only_client_a_rows_are_visible(two_clients):
     a, b = two_clients
     for table, key in tenant_tables():
         assert app_count(table, key, a.pk, f'"{key}" <> {a.pk}') == 0, table
+        assert app_count(table, key, a.pk, f'"{key}" = {a.pk}') > 0, table
     assert app_count("tenants_user", "client_id", a.pk) == 1
     assert app_count("tenancy_probe_probenote", "client_id", a.pk) == 1
     assert app_count("tenants_client", "id", a.pk) == 1
@@ -142,8 +177,13 @@ def test_client_setting_does_not_survive_its_transaction(two_clients):
     with transaction.atomic(using="app"), connection.cursor() as cursor:
         cursor.execute("SELECT count(*), pg_backend_pid() FROM tenancy_probe_probenote")
         count, second_pid = cursor.fetchone()
+        cursor.execute("SELECT current_setting('app.client_id', true), current_setting('app.client_proof', true)")
+        settings_seen = cursor.fetchone()
     assert second_pid == first_pid, "the second transaction must run on the same connection"
     assert count == 0
+    # The setting itself is gone, not only hidden by a proof that no longer
+    # matches (a session-level set_config would survive with its proof).
+    assert all(value in (None, "") for value in settings_seen)
 
 
 def test_client_setting_made_outside_a_transaction_does_not_stick(two_clients):
@@ -154,6 +194,8 @@ def test_client_setting_made_outside_a_transaction_does_not_stick(two_clients):
         cursor.execute("SELECT set_config('app.client_id', %s, true)", [str(a.pk)])
         cursor.execute("SELECT count(*) FROM tenancy_probe_probenote")
         assert cursor.fetchone()[0] == 0
+        cursor.execute("SELECT current_setting('app.client_id', true)")
+        assert cursor.fetchone()[0] in (None, "")
 
 
 def test_staff_role_sees_every_client(two_clients, super_admin):
