@@ -58,14 +58,26 @@ def _validate_products(products: Iterable[str]) -> list[str]:
     return products
 
 
+def _validate_column_text(model, field: str, value: str) -> None:
+    """Refuse text the column would refuse, with a message instead of a
+    DataError: PostgreSQL stores no NUL character and enforces max_length."""
+    if "\x00" in value:
+        raise ValidationError({field: "NUL characters are not allowed."})
+    max_length = model._meta.get_field(field).max_length
+    if len(value) > max_length:
+        raise ValidationError({field: f"At most {max_length} characters (this has {len(value)})."})
+
+
 def client_create(*, name: str, slug: str, products: Iterable[str] = (), actor: User | str | None) -> Client:
     name = (name or "").strip()
     if not name:
         raise ValidationError({"name": "A client needs a name."})
+    _validate_column_text(Client, "name", name)
     try:
         validate_slug(slug)
     except ValidationError:
         raise ValidationError({"slug": "A slug has only letters, digits, hyphens and underscores."}) from None
+    _validate_column_text(Client, "slug", slug)
     products = _validate_products(products)
     with transaction.atomic(using=current_alias()):
         if Client.objects.filter(slug=slug).exists():
@@ -84,6 +96,7 @@ def _normalized_email(email: str) -> str:
         validate_email(email)
     except ValidationError:
         raise ValidationError({"email": f"{email!r} is not a valid email address."}) from None
+    _validate_column_text(User, "email", email)
     return email
 
 
@@ -112,6 +125,7 @@ def user_create(
     """Create an account. With no password the account cannot log in until
     one is set."""
     email = _normalized_email(email)
+    _validate_column_text(User, "full_name", full_name)
     _validate_role_and_client(role, client)
     user = User(email=email, role=role, client=client, full_name=full_name)
     if password is None:

@@ -17,6 +17,12 @@ def validation_message(error: ValidationError) -> str:
     return " ".join(error.messages)
 
 
+def _storable(text: str) -> bool:
+    # PostgreSQL text holds no NUL character: a value with one matches no row,
+    # and as a query parameter it would be a DataError instead of "not found".
+    return "\x00" not in text
+
+
 class OperatorCommand(BaseCommand):
     # One transaction for the whole command: all or nothing. Long jobs that
     # commit in batches set this to False.
@@ -38,13 +44,14 @@ class OperatorCommand(BaseCommand):
     def client_by_slug(self, slug: str | None) -> Client | None:
         if slug is None:
             return None
-        client = Client.objects.filter(slug=slug).first()
+        client = Client.objects.filter(slug=slug).first() if _storable(slug) else None
         if client is None:
             raise CommandError(f"No client with slug {slug!r}.")
         return client
 
     def user_by_email(self, email: str) -> User:
-        user = User.objects.filter(email__iexact=(email or "").strip()).first()
+        email = (email or "").strip()
+        user = User.objects.filter(email__iexact=email).first() if _storable(email) else None
         if user is None:
             raise CommandError(f"No user with email {email!r}.")
         return user

@@ -1,9 +1,11 @@
 import io
+import secrets
 from unittest import mock
 
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.db import connections
 
 from tenants.context import dangerously_bypass_rls
 from tenants.models import AuditEvent, Client, Role, User
@@ -43,6 +45,10 @@ def test_create_client_creates_it_with_products_and_an_audit_event():
         (["--name", "X", "--slug", "bad slug!"], "slug"),
         (["--name", "  ", "--slug", "ok"], "name"),
         (["--name", "X", "--slug", "ok", "--products", "crm"], "Unknown product(s): crm"),
+        (["--name", "X", "--slug", "s" * 64], "slug: At most 63 characters (this has 64)"),
+        (["--name", "n" * 201, "--slug", "ok"], "name: At most 200 characters (this has 201)"),
+        (["--name", "X\x00", "--slug", "ok"], "name: NUL characters are not allowed"),
+        (["--name", "X", "--slug", "o\x00k"], "slug"),
     ],
 )
 def test_create_client_refuses_bad_arguments_and_writes_nothing(args, message):
@@ -87,6 +93,11 @@ def test_create_user_prompts_for_the_password_twice():
         (["--email", "x@y.test", "--role", "client_admin"], "client_admin belongs to a client"),
         (["--email", "x@y.test", "--role", "admin", "--client", "acme"], "staff and belongs to no client"),
         (["--email", "not-an-email", "--role", "admin"], "not a valid email"),
+        (["--email", "x@y.test", "--role", "admin", "--full-name", "f" * 201], "full_name: At most 200 characters"),
+        (["--email", "x@y.test", "--role", "admin", "--full-name", "F\x00"], "full_name: NUL characters"),
+        (["--email", "x\x00@y.test", "--role", "admin"], "not a valid email"),
+        (["--email", "x" * 250 + "@y.test", "--role", "admin"], "email: At most 254 characters"),
+        (["--email", "x@y.test", "--role", "client_admin", "--client", "ac\x00me"], "No client with slug"),
     ],
 )
 def test_create_user_refuses_bad_arguments_and_writes_nothing(args, message):
@@ -122,6 +133,7 @@ def test_set_role_moves_a_user_between_roles_and_audits_it(super_admin):
         (["--email", "ops@staff.test", "--role", "wizard"], "Unknown role"),
         (["--email", "ops@staff.test", "--role", "client_admin"], "belongs to a client"),
         (["--email", "ops@staff.test", "--role", "client_admin", "--client", "nope"], "No client with slug"),
+        (["--email", "ops\x00@staff.test", "--role", "admin"], "No user with email"),
     ],
 )
 def test_set_role_refuses_bad_arguments_and_changes_nothing(args, message):
@@ -149,10 +161,11 @@ def test_deactivate_user_stops_the_user_logging_in():
     assert authenticate(email="leaver@acme.test", password=PASSWORD) is None
 
 
-def test_deactivate_user_refuses_an_unknown_email():
+@pytest.mark.parametrize("email", ["ghost@x.test", "gh\x00st@x.test"])
+def test_deactivate_user_refuses_an_unknown_email(email):
     before = counts()
-    with pytest.raises(CommandError, match="No user with email 'ghost@x.test'"):
-        run("deactivate_user", "--email", "ghost@x.test")
+    with pytest.raises(CommandError, match="No user with email"):
+        run("deactivate_user", "--email", email)
     assert counts() == before
 
 
@@ -201,3 +214,18 @@ def test_create_oauth_app_refuses_bad_uris_and_writes_nothing(args):
     with dangerously_bypass_rls():
         assert not OAuthApplication.objects.exists()
         assert not AuditEvent.objects.exists()
+
+
+def tenant_context_keys() -> list[tuple]:
+    with connections["default"].cursor() as cursor:
+        cursor.execute("SELECT fingerprint, expires_at FROM app.tenant_context_key ORDER BY fingerprint")
+        return cursor.fetchall()
+
+
+@pytest.mark.parametrize("minutes", ["-1", "10081", "99999999999999999999", "ten"])
+def test_rotate_tenant_context_secret_refuses_an_overlap_out_of_range_and_changes_no_key(minutes, settings):
+    settings.TENANT_CONTEXT_SECRET = secrets.token_urlsafe(48)  # a new key it would otherwise install
+    before = tenant_context_keys()
+    with pytest.raises(CommandError, match="--overlap-minutes: give a whole number of minutes from 0 to 10080"):
+        run("rotate_tenant_context_secret", "--overlap-minutes", minutes)
+    assert tenant_context_keys() == before

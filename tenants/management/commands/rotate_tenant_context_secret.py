@@ -1,7 +1,23 @@
+from argparse import ArgumentTypeError
+
 from django.core.management.base import BaseCommand
 from django.db import connections, transaction
 
 from tenants import context_proof
+
+# Long enough for every process to restart with the new key; a longer overlap
+# only keeps a retired (perhaps leaked) key valid.
+MAX_OVERLAP_MINUTES = 7 * 24 * 60
+
+
+def overlap_minutes(value: str) -> int:
+    try:
+        minutes = int(value)
+    except ValueError:
+        minutes = -1
+    if not 0 <= minutes <= MAX_OVERLAP_MINUTES:
+        raise ArgumentTypeError(f"give a whole number of minutes from 0 to {MAX_OVERLAP_MINUTES} (7 days), not {value!r}")
+    return minutes
 
 
 class Command(BaseCommand):
@@ -12,14 +28,11 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument(
-            "--overlap-minutes", type=int, default=15,
+            "--overlap-minutes", type=overlap_minutes, default=15,
             help="How long the previous key stays valid (default 15; enough for running processes to restart).",
         )
 
     def handle(self, *args, overlap_minutes, **options):
-        if overlap_minutes < 0:
-            self.stderr.write("--overlap-minutes cannot be negative.")
-            raise SystemExit(2)
         with transaction.atomic(using="default"):
             result = context_proof.install_key(
                 connections["default"], key=context_proof.secret(), retire_others_after_seconds=overlap_minutes * 60
