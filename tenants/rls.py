@@ -38,6 +38,17 @@ NO_CLIENT_DATA: dict[str, str] = {
 # Tables that need a guard trigger, enabled, with the trigger's name.
 GUARD_TRIGGERS: dict[str, str] = {
     "django_tasks_database_dbtaskresult": "guard_task_queue",
+    "tenants_oauthaccesstoken": "same_client_application",
+    "tenants_oauthrefreshtoken": "same_client_application",
+    "tenants_oauthgrant": "same_client_application",
+    "tenants_oauthidtoken": "same_client_application",
+}
+
+# References between tenant tables that a trigger (above), not a composite
+# foreign key, keeps within one client, with the reason.
+TRIGGER_GUARDED_REFERENCES: dict[tuple[str, str], str] = {
+    (table, "application_id"): "the application is the token's client's or a first-party one (no client)"
+    for table in ("tenants_oauthaccesstoken", "tenants_oauthrefreshtoken", "tenants_oauthgrant", "tenants_oauthidtoken")
 }
 
 # Tables whose tenant key is not `client_id`.
@@ -255,7 +266,46 @@ def find_problems(using: str = "app") -> list[Problem]:
 
     problems.extend(_function_problems(using))
     problems.extend(_trigger_problems(using, {name for _, name, *_ in tables}))
+    problems.extend(_reference_problems(using, tenant_tables))
     return problems
+
+
+def _reference_problems(using: str, tenant_tables: set[str]) -> list[Problem]:
+    """A plain foreign key is checked without RLS, so a row of client A could
+    reference (and so probe for) a row of client B. Every reference from a
+    tenant table to another tenant table must be part of a foreign key that
+    also matches the two tenant keys, or be guarded by a trigger."""
+    with connections[using].cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT src.relname, dst.relname,
+                   ARRAY(SELECT a.attname FROM unnest(c.conkey) WITH ORDINALITY k(n, i)
+                         JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.n ORDER BY k.i),
+                   ARRAY(SELECT a.attname FROM unnest(c.confkey) WITH ORDINALITY k(n, i)
+                         JOIN pg_attribute a ON a.attrelid = c.confrelid AND a.attnum = k.n ORDER BY k.i)
+            FROM pg_constraint c
+            JOIN pg_class src ON src.oid = c.conrelid JOIN pg_class dst ON dst.oid = c.confrelid
+            JOIN pg_namespace n ON n.oid = src.relnamespace
+            WHERE c.contype = 'f' AND n.nspname = current_schema()
+            """
+        )
+        foreign_keys = cursor.fetchall()
+    covered: set[tuple[str, str]] = set()
+    plain: list[tuple[str, str, str]] = []
+    for table, target, columns, target_columns in foreign_keys:
+        if table not in tenant_tables or target not in tenant_tables or target == "tenants_client":
+            continue
+        key, target_key = TENANT_KEY_COLUMN.get(table, "client_id"), TENANT_KEY_COLUMN.get(target, "client_id")
+        pairs = dict(zip(columns, target_columns, strict=True))
+        if pairs.get(key) == target_key:
+            covered.update((table, column) for column in columns if column != key)
+        else:
+            plain.extend((table, column, target) for column in columns)
+    return [
+        Problem(table, f"{column} references {target} without matching the client (no same-client key or guard)")
+        for table, column, target in plain
+        if (table, column) not in covered and (table, column) not in TRIGGER_GUARDED_REFERENCES
+    ]
 
 
 def _login_role_problems() -> list[Problem]:
@@ -351,8 +401,9 @@ def _policy_problems(table: str, key: str, table_policies: list[tuple], roles: d
 # Who may EXECUTE each function in schema `app` (among the runtime roles).
 FUNCTION_EXECUTORS: dict[str, set[str]] = {
     "current_client_id": {"app"},
-    # A trigger function: runs for whoever writes the table, never called.
+    # Trigger functions: they run for whoever writes the table, never called.
     "guard_task_queue": set(),
+    "same_client_application": set(),
 }
 DEFAULT_EXECUTORS = {"app", "staff"}
 SECRET_TABLE = "app.tenant_context_key"

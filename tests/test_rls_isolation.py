@@ -237,3 +237,34 @@ def test_a_reference_from_a_client_a_row_to_a_client_b_row_is_rejected(two_clien
                 [a.pk, b_note.pk],
             )
             cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+
+
+def test_a_token_of_client_a_cannot_name_client_bs_application(two_clients):
+    """Tokens may name their own client's application or a first-party one;
+    another client's is refused, by the app role and the service role alike."""
+    from tenants.models import OAuthApplication
+
+    a, b = two_clients
+    with dangerously_bypass_rls():
+        own = OAuthApplication.objects.get(tenant=a)
+        other = OAuthApplication.objects.get(tenant=b)
+        first_party = OAuthApplication.objects.filter(tenant__isnull=True).first()
+    insert = (
+        "INSERT INTO tenants_oauthaccesstoken (client_id, application_id, token, token_checksum, expires, scope, "
+        "resource, created, updated) "
+        "VALUES (%s, %s, '', md5(random()::text) || md5(random()::text), now(), 'api', '[]', now(), now())"
+    )
+    for application, allowed in ((own, True), (first_party, True), (other, False)):
+        for alias in ("app", "service"):
+            def attempt(alias=alias, application=application):
+                with transaction.atomic(using=alias), connections[alias].cursor() as cursor:
+                    if alias == "app":
+                        apply_client_setting(connections[alias], a.pk)
+                    cursor.execute(insert, [a.pk, application.pk])
+                    transaction.set_rollback(True, using=alias)
+
+            if allowed:
+                attempt()
+            else:
+                with pytest.raises(DatabaseError, match="is not an application of this client"):
+                    attempt()

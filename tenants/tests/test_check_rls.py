@@ -130,3 +130,15 @@ def test_check_rls_reports_an_unmigrated_database_instead_of_failing(owner_sql):
     assert [(p.table, p.problem) for p in find_problems(using="default")] == [
         ("(database)", "not migrated: schema app is missing; run `manage.py migrate`")
     ]
+
+
+def test_check_rls_reports_a_reference_between_tenant_tables_that_ignores_the_client(owner_sql):
+    owner_sql(
+        "CREATE TABLE pointy_things (id bigint PRIMARY KEY, client_id bigint NOT NULL, "
+        "note_id bigint REFERENCES tenancy_probe_probenote (id))",
+        "DROP TABLE pointy_things",
+    )
+    assert (
+        "note_id references tenancy_probe_probenote without matching the client (no same-client key or guard)"
+        in problems_for("pointy_things")
+    )
