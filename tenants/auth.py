@@ -17,7 +17,11 @@ and, for OAuth credentials, whose they are (see `owner_of`):
     app.oauth_application_owner(client_id)  -> (client_id, is_staff)
 
 They return only who the account or credential belongs to, for one exact
-key, and only for active accounts. The full row (password hash included) is then read under the
+key, and only for active accounts. The two account lookups run on the
+service connection, the only role allowed to call them: an email or a user id
+is guessable, so SQL injected on the app connection must not be able to ask
+(it could list every client's users). The OAuth lookups stay on the app
+connection; their keys are the credentials themselves. The full row (password hash included) is then read under the
 account's own context: the staff role for staff, the app role with the
 client's id for a client_admin. Nothing else in the code base reads users
 outside a context.
@@ -32,7 +36,7 @@ from django.contrib.auth.backends import BaseBackend
 from django.db import connections
 from django.utils import timezone
 
-from tenants.context import APP_ALIAS, STAFF_ALIAS, staff_context, tenant_context
+from tenants.context import APP_ALIAS, SERVICE_ALIAS, STAFF_ALIAS, staff_context, tenant_context
 from tenants.models import User
 
 
@@ -44,7 +48,7 @@ class Identity:
 
 
 def _identity(function: str, argument) -> Identity | None:
-    with connections[APP_ALIAS].cursor() as cursor:
+    with connections[SERVICE_ALIAS].cursor() as cursor:
         cursor.execute(f"SELECT user_id, client_id, is_staff FROM app.{function}(%s)", [argument])
         row = cursor.fetchone()
     return Identity(*row) if row else None

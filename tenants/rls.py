@@ -200,13 +200,16 @@ def find_problems(using: str = "app") -> list[Problem]:
         cursor.execute(
             """
             SELECT r.rolname,
-                   has_schema_privilege(r.rolname, current_schema(), 'CREATE'),
-                   has_schema_privilege(r.rolname, 'app', 'CREATE'),
+                   ARRAY(SELECT n.nspname FROM pg_namespace n
+                         WHERE has_schema_privilege(r.rolname, n.oid, 'CREATE') ORDER BY 1),
                    has_database_privilege(r.rolname, current_database(), 'CREATE'),
-                   r.rolbypassrls, r.rolsuper
+                   has_database_privilege(r.rolname, current_database(), 'TEMPORARY'),
+                   r.rolbypassrls, r.rolsuper,
+                   ARRAY(SELECT g.rolname FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid
+                         WHERE m.member = r.oid ORDER BY 1)
             FROM pg_roles r WHERE r.rolname = ANY(%s)
             """,
-            [[roles[alias] for alias in ("app", "staff")]],
+            [[roles[alias] for alias in RUNTIME_ALIASES + ("service",)]],
         )
         role_rows = cursor.fetchall()
         cursor.execute(
@@ -251,15 +254,22 @@ def find_problems(using: str = "app") -> list[Problem]:
                 if granted:
                     problems.append(Problem(table, f"{roles[alias]} has {privilege}"))
 
-    for role_name, create_public, create_app, create_db, bypassrls, superuser in role_rows:
-        if create_public:
-            problems.append(Problem("(schema)", f"{role_name} may create objects in the public schema"))
-        if create_app:
-            problems.append(Problem("(schema app)", f"{role_name} may create objects in schema app"))
+    service_role = roles["service"]
+    for role_name, create_schemas, create_db, temporary, bypassrls, superuser, member_of in role_rows:
+        # Objects a runtime role creates could shadow or wrap ours for the
+        # next request on its connection, or for other roles.
+        for schema in create_schemas:
+            problems.append(Problem(f"(schema {schema})", f"{role_name} may create objects in it"))
         if create_db:
             problems.append(Problem("(database)", f"{role_name} may create schemas in the database"))
-        if bypassrls or superuser:
+        if temporary:
+            problems.append(
+                Problem("(database)", f"{role_name} may create temporary objects (they outlive a request's transaction)")
+            )
+        if superuser or (bypassrls and role_name != service_role):
             problems.append(Problem("(role)", f"{role_name} bypasses row level security"))
+        if member_of:
+            problems.append(Problem("(role)", f"{role_name} is a member of {', '.join(member_of)} (SET ROLE)"))
 
     for view in definer_views:
         problems.append(Problem(view, "view without security_invoker (it would read with its owner's rights)"))
@@ -404,7 +414,11 @@ FUNCTION_EXECUTORS: dict[str, set[str]] = {
     # Trigger functions: they run for whoever writes the table, never called.
     "guard_task_queue": set(),
     "same_client_application": set(),
+    # Guessable keys: only the service connection may ask (tenants/auth.py).
+    "auth_identity_by_email": {"service"},
+    "auth_identity_by_id": {"service"},
 }
+FIXED_SEARCH_PATH = "search_path=pg_catalog, pg_temp"
 DEFAULT_EXECUTORS = {"app", "staff"}
 SECRET_TABLE = "app.tenant_context_key"
 
@@ -432,10 +446,11 @@ def _function_problems(using: str) -> list[Problem]:
         readers = []
         if secret_table_exists:
             for alias in aliases:
+                # Column grants count: has_table_privilege does not see them.
                 cursor.execute(
-                    "SELECT has_table_privilege(%s, %s, 'SELECT') OR has_table_privilege(%s, %s, 'INSERT') "
-                    "OR has_table_privilege(%s, %s, 'UPDATE')",
-                    [roles[alias], SECRET_TABLE] * 3,
+                    "SELECT has_table_privilege(%s, %s, 'SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER') "
+                    "OR has_any_column_privilege(%s, %s, 'SELECT, INSERT, UPDATE, REFERENCES')",
+                    [roles[alias], SECRET_TABLE] * 2,
                 )
                 if cursor.fetchone()[0]:
                     readers.append(roles[alias])
@@ -456,8 +471,9 @@ def _function_problems(using: str) -> list[Problem]:
             problems.append(Problem(label, f"owned by {owner}, not {roles['default']}"))
         if name == "current_client_id" and not definer:
             problems.append(Problem(label, "not SECURITY DEFINER: it could not read the verification keys"))
-        if definer and not any((c or "").startswith("search_path=") for c in (config or [])):
-            problems.append(Problem(label, "SECURITY DEFINER without a fixed search_path"))
+        search_paths = [c for c in (config or []) if (c or "").startswith("search_path=")]
+        if definer and search_paths != [FIXED_SEARCH_PATH]:
+            problems.append(Problem(label, f"SECURITY DEFINER without {FIXED_SEARCH_PATH!r}"))
         if public_exec:
             problems.append(Problem(label, "EXECUTE is granted to PUBLIC"))
         expected = FUNCTION_EXECUTORS.get(name, DEFAULT_EXECUTORS)

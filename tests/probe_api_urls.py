@@ -2,7 +2,7 @@
 SQL it is given on the request's own connection, inside the caller's client
 context, the way a SQL injection would."""
 
-from django.db import connections
+from django.db import DatabaseError, connections
 from django.urls import path
 from drf_spectacular.utils import extend_schema
 from rest_framework.response import Response
@@ -15,11 +15,15 @@ class InjectableView(APIView):
     @extend_schema(exclude=True)
     def post(self, request):
         rows = []
-        with connections[current_alias()].cursor() as cursor:
-            for statement in request.data.get("statements", []):
-                cursor.execute(statement)
-                if cursor.description:
-                    rows = [list(map(str, row)) for row in cursor.fetchall()]
+        try:
+            with connections[current_alias()].cursor() as cursor:
+                for statement in request.data.get("statements", []):
+                    cursor.execute(statement)
+                    if cursor.description:
+                        rows = [list(map(str, row)) for row in cursor.fetchall()]
+        except DatabaseError as error:
+            # What the attacker learns from a refused statement.
+            return Response({"alias": current_alias(), "error": str(error).splitlines()[0]}, status=400)
         return Response({"alias": current_alias(), "rows": rows})
 
 

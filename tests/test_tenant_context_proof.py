@@ -184,3 +184,41 @@ def test_tenant_queries_compute_the_client_once_per_statement_and_use_the_index(
     assert plan.count("InitPlan") == 1, plan
     assert "actual rows=1 loops=1" in plan.split("InitPlan")[1].splitlines()[1], plan
     assert "Index Cond: (client_id = $0)" in plan, plan
+
+
+def inject(token: dict, statements: list[str]):
+    return HttpClient().post(
+        "/api/test-only/injectable/", {"statements": statements}, content_type="application/json", **token
+    )
+
+
+def test_injected_sql_cannot_leave_objects_behind_for_the_next_request_on_the_connection(two_clients):
+    """Temporary objects outlive the transaction and `pg_temp` is searched
+    first: a temp view or table named like ours would catch the next
+    client's queries on the same pooled connection. Nobody may create one."""
+    a, b = two_clients
+    token_a, token_b = bearer(issue_token(make_user(client=a))), bearer(issue_token(make_user(client=b)))
+    plants = [
+        "CREATE TEMP TABLE tenancy_probe_probenote AS SELECT * FROM public.tenancy_probe_probenote",
+        "CREATE TEMP VIEW tenancy_probe_probenote AS SELECT * FROM public.tenancy_probe_probenote",
+        "CREATE FUNCTION pg_temp.steal() RETURNS boolean LANGUAGE sql AS 'SELECT true'",
+        "CREATE TEMP SEQUENCE watch",
+    ]
+    for statement in plants:
+        response = inject(token_a, [statement])
+        assert response.status_code == 400 and "permission denied" in response.json()["error"], statement
+    # B's next request on the same connection reads the real table, its own row.
+    response = inject(token_b, ["SELECT title FROM tenancy_probe_probenote"])
+    assert response.json()["rows"] == [["bravo secret note"]]
+
+
+def test_injected_sql_cannot_enumerate_accounts_through_the_login_lookups(two_clients):
+    a, b = two_clients
+    make_user(client=b, email="someone@bravo.test")
+    token = bearer(issue_token(make_user(client=a)))
+    for statement in (
+        "SELECT * FROM app.auth_identity_by_email('someone@bravo.test')",
+        "SELECT count(*) FROM generate_series(1, 500) i, app.auth_identity_by_id(i)",
+    ):
+        response = inject(token, [statement])
+        assert response.status_code == 400 and "permission denied" in response.json()["error"], statement

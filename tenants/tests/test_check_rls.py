@@ -142,3 +142,37 @@ def test_check_rls_reports_a_reference_between_tenant_tables_that_ignores_the_cl
         "note_id references tenancy_probe_probenote without matching the client (no same-client key or guard)"
         in problems_for("pointy_things")
     )
+
+
+@pytest.mark.parametrize(
+    "grant, revoke, problem_table, problem",
+    [
+        (
+            "GRANT TEMPORARY ON DATABASE {db} TO sagerock_app", "REVOKE TEMPORARY ON DATABASE {db} FROM sagerock_app",
+            "(database)", "sagerock_app may create temporary objects (they outlive a request's transaction)",
+        ),
+        (
+            "GRANT SELECT (secret) ON app.tenant_context_key TO sagerock_staff",
+            "REVOKE SELECT (secret) ON app.tenant_context_key FROM sagerock_staff",
+            "app.tenant_context_key", "sagerock_staff can read or change the verification keys",
+        ),
+        (
+            "ALTER FUNCTION app.current_client_id() SET search_path = public, pg_temp",
+            "ALTER FUNCTION app.current_client_id() SET search_path = pg_catalog, pg_temp",
+            "app.current_client_id()", "SECURITY DEFINER without 'search_path=pg_catalog, pg_temp'",
+        ),
+        (
+            "CREATE SCHEMA scratch; GRANT CREATE ON SCHEMA scratch TO sagerock_staff", "DROP SCHEMA scratch",
+            "(schema scratch)", "sagerock_staff may create objects in it",
+        ),
+        (
+            "GRANT EXECUTE ON FUNCTION app.auth_identity_by_id(bigint) TO sagerock_app",
+            "REVOKE EXECUTE ON FUNCTION app.auth_identity_by_id(bigint) FROM sagerock_app",
+            "app.auth_identity_by_id()", "EXECUTE granted to sagerock_app, sagerock_service; expected sagerock_service",
+        ),
+    ],
+)
+def test_check_rls_reports_privileges_that_open_a_side_channel(owner_sql, grant, revoke, problem_table, problem):
+    database = connections["default"].settings_dict["NAME"]
+    owner_sql(grant.format(db=f'"{database}"'), revoke.format(db=f'"{database}"'))
+    assert problem in [p.problem for p in find_problems() if p.table == problem_table]
