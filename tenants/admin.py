@@ -7,7 +7,11 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from sagerock.admin_site import AuditedModelAdmin
 from sagerock.ratelimits import client_ip
 from tenants.models import STAFF_ROLES, AuditEvent, Client, Role, User
-from tenants.services import audit_record
+from tenants.services import audit_record, ensure_a_super_admin_remains, user_set_active, user_set_role
+
+# Changed only through the services, which keep a super_admin, revoke OAuth
+# tokens when the client changes, and audit the change.
+ACCESS_FIELDS = ("role", "client", "is_active")
 
 
 @admin.register(Client)
@@ -99,6 +103,15 @@ class UserChangeForm(_RoleRules, DjangoUserChangeForm):
             raise ValidationError("An account with this email already exists.")
         return email
 
+    def clean(self):
+        cleaned = super().clean()
+        # Checked here to show it on the form; the lock it takes lasts for the
+        # request's transaction, through the service that makes the change.
+        # The instance still holds the stored values.
+        if cleaned.get("role") != Role.SUPER_ADMIN or not cleaned.get("is_active"):
+            ensure_a_super_admin_remains(self.instance)
+        return cleaned
+
 
 @admin.register(User)
 class UserAdmin(DjangoUserAdmin, AuditedModelAdmin):
@@ -138,7 +151,15 @@ class UserAdmin(DjangoUserAdmin, AuditedModelAdmin):
             change and not request.user.is_super_admin and "role" in form.changed_data and obj.role in STAFF_ROLES
         ):
             raise PermissionDenied
-        super().save_model(request, obj, form, change)
+        if not change:
+            super().save_model(request, obj, form, change)
+            return
+        obj.save(update_fields=[name for name in form.changed_data if name not in ACCESS_FIELDS])
+        ip = client_ip(request)
+        if {"role", "client"} & set(form.changed_data):
+            user_set_role(user=obj, role=obj.role, client=obj.client, actor=request.user, ip=ip)
+        if "is_active" in form.changed_data:
+            user_set_active(user=obj, is_active=obj.is_active, actor=request.user, ip=ip)
 
 
 @admin.register(AuditEvent)

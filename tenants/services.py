@@ -14,10 +14,22 @@ from collections.abc import Iterable
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email, validate_slug
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connections, transaction
 
 from tenants.context import current_alias
-from tenants.models import STAFF_ROLES, AuditEvent, Client, Product, Role, User
+from tenants.models import (
+    STAFF_ROLES,
+    AuditEvent,
+    Client,
+    OAuthAccessToken,
+    OAuthDeviceGrant,
+    OAuthGrant,
+    OAuthIDToken,
+    OAuthRefreshToken,
+    Product,
+    Role,
+    User,
+)
 
 
 def actor_fields(actor: User | str | None) -> dict:
@@ -149,42 +161,76 @@ def user_create(
     return user
 
 
-def _ensure_a_super_admin_remains(user: User) -> None:
-    if user.role != Role.SUPER_ADMIN:
+# pg_advisory_xact_lock key that serializes the last-super_admin check.
+SUPER_ADMIN_GUARD_LOCK = 0x5A6E_0001
+
+
+def ensure_a_super_admin_remains(user: User) -> None:
+    """Refuse to demote or deactivate the last active super_admin: nobody
+    could manage staff accounts any more. Call inside the transaction that
+    makes the change."""
+    if user.role != Role.SUPER_ADMIN or not user.is_active:
         return
+    # Held until the transaction ends: two super_admins demoting each other at
+    # once would otherwise each still see the other.
+    with connections[current_alias()].cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [SUPER_ADMIN_GUARD_LOCK])
     others = User.objects.filter(role=Role.SUPER_ADMIN, is_active=True).exclude(pk=user.pk)
     if not others.exists():
-        raise ValidationError({"role": "This is the last active super_admin; appoint another one first."})
+        raise ValidationError("This is the last active super_admin; appoint another one first.")
 
 
-def user_set_role(*, user: User, role: str, client: Client | None = None, actor: User | str | None) -> User:
+def _user_oauth_revoke_all(user: User) -> int:
+    """Delete every OAuth token and grant issued to the user; returns how many."""
+    return sum(
+        model.objects.filter(user=user).delete()[0]
+        for model in (OAuthRefreshToken, OAuthAccessToken, OAuthIDToken, OAuthGrant, OAuthDeviceGrant)
+    )
+
+
+def user_set_role(
+    *, user: User, role: str, client: Client | None = None, actor: User | str | None, ip: str | None = None
+) -> User:
     _validate_role_and_client(role, client)
+    client_id = client.pk if client else None
     with transaction.atomic(using=current_alias()):
         user = User.objects.select_for_update().get(pk=user.pk)
-        if user.role == role and user.client_id == (client.pk if client else None):
+        if user.role == role and user.client_id == client_id:
             return user
         if role != Role.SUPER_ADMIN:
-            _ensure_a_super_admin_remains(user)
+            ensure_a_super_admin_remains(user)
         previous = {"role": user.role, "client_id": user.client_id}
+        metadata = {"from": previous["role"], "to": role}
+        if user.client_id != client_id:
+            # A token or grant belongs to its user's client (a same-client
+            # foreign key, and the client its bearer acts for): a user who
+            # changes client signs in again.
+            metadata["oauth_revoked"] = _user_oauth_revoke_all(user)
         user.role = role
         user.client = client
         user.save(update_fields=["role", "client"])
         audit_record(
             client_id=user.client_id or previous["client_id"], actor=actor, action="user.role_changed",
-            target=f"user:{user.email}", metadata={"from": previous["role"], "to": role},
+            target=f"user:{user.email}", metadata=metadata, ip=ip,
         )
     return user
 
 
-def user_deactivate(*, user: User, actor: User | str | None) -> User:
+def user_set_active(*, user: User, is_active: bool, actor: User | str | None, ip: str | None = None) -> User:
+    """Deactivate an account (it can no longer log in; its history stays) or
+    reactivate it."""
     with transaction.atomic(using=current_alias()):
         user = User.objects.select_for_update().get(pk=user.pk)
-        if not user.is_active:
+        if user.is_active == is_active:
             return user
-        _ensure_a_super_admin_remains(user)
-        user.is_active = False
+        if not is_active:
+            ensure_a_super_admin_remains(user)
+        user.is_active = is_active
         user.save(update_fields=["is_active"])
-        audit_record(client_id=user.client_id, actor=actor, action="user.deactivated", target=f"user:{user.email}")
+        audit_record(
+            client_id=user.client_id, actor=actor, action="user.reactivated" if is_active else "user.deactivated",
+            target=f"user:{user.email}", ip=ip,
+        )
     return user
 
 

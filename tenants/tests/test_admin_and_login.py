@@ -1,9 +1,14 @@
+import threading
+import time
+
 import pytest
 from django.contrib.auth import authenticate
+from django.db import connections
 from django.test import Client as HttpClient
 
 from tenants.context import dangerously_bypass_rls
 from tenants.models import AuditEvent, Client, Role, User
+from tenants.services import user_set_role
 from tests.factories import ALL_DATABASES, PASSWORD, make_client, make_user
 
 pytestmark = pytest.mark.django_db(databases=ALL_DATABASES, transaction=True)
@@ -160,3 +165,108 @@ def test_no_sign_up_page_exists():
     browser = HttpClient()
     for path in ("/signup/", "/accounts/signup/", "/register/", "/accounts/register/"):
         assert browser.get(path).status_code == 404
+
+
+def test_an_admin_cannot_add_a_super_admin(staff_admin):
+    browser = HttpClient()
+    browser.force_login(staff_admin)
+    response = browser.post(
+        "/admin/tenants/user/add/",
+        {"email": "boss@staff.test", "role": "super_admin", "password1": "a-long-enough-pass-1",
+         "password2": "a-long-enough-pass-1"},
+    )
+    assert response.status_code == 200
+    assert "Select a valid choice. super_admin is not one of the available choices." in response.content.decode()
+    with dangerously_bypass_rls():
+        assert not User.objects.filter(email="boss@staff.test").exists()
+
+
+@pytest.mark.parametrize("target_role", [Role.SUPER_ADMIN, Role.ADMIN])
+def test_an_admin_cannot_change_another_staff_accounts_password(staff_admin, target_role):
+    target = make_user(role=target_role, email=f"other-{target_role}@staff.test")
+    browser = HttpClient()
+    browser.force_login(staff_admin)
+    response = browser.post(
+        f"/admin/tenants/user/{target.pk}/password/",
+        {"password1": "a-new-long-pass-22", "password2": "a-new-long-pass-22", "usable_password": "true"},
+    )
+    assert response.status_code == 403
+    assert reload(target).check_password(PASSWORD)
+
+
+def test_an_admin_cannot_change_their_own_role(staff_admin, client_a):
+    browser = HttpClient()
+    browser.force_login(staff_admin)
+    response = browser.post(
+        f"/admin/tenants/user/{staff_admin.pk}/change/",
+        {"email": staff_admin.email, "full_name": "", "role": "client_admin", "client": client_a.pk, "is_active": "on"},
+    )
+    assert response.status_code == 403
+    assert reload(staff_admin).role == Role.ADMIN
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"role": "admin", "is_active": "on"}, {"role": "super_admin"}],
+    ids=["demote", "deactivate"],
+)
+def test_the_last_active_super_admin_cannot_be_demoted_or_deactivated_in_admin(super_admin, change):
+    make_user(role=Role.SUPER_ADMIN, email="former@staff.test", is_active=False)
+    browser = HttpClient()
+    browser.force_login(super_admin)
+    response = browser.post(
+        f"/admin/tenants/user/{super_admin.pk}/change/",
+        {"email": super_admin.email, "full_name": "", "client": "", **change},
+    )
+    assert response.status_code == 200  # the form comes back with the error
+    assert "This is the last active super_admin; appoint another one first." in response.content.decode()
+    user = reload(super_admin)
+    assert (user.role, user.is_active) == (Role.SUPER_ADMIN, True)
+
+
+def test_a_super_admin_deactivating_another_in_admin_goes_through_the_audited_service(super_admin):
+    other = make_user(role=Role.SUPER_ADMIN, email="other@staff.test")
+    browser = HttpClient(REMOTE_ADDR="198.51.100.8")
+    browser.force_login(super_admin)
+    response = browser.post(
+        f"/admin/tenants/user/{other.pk}/change/",
+        {"email": other.email, "full_name": "", "role": "super_admin", "client": ""},
+    )
+    assert response.status_code == 302
+    assert reload(other).is_active is False
+    with dangerously_bypass_rls():
+        event = AuditEvent.objects.get(action="user.deactivated")
+    assert (event.actor_id, event.target, event.ip) == (super_admin.pk, f"user:{other.email}", "198.51.100.8")
+
+
+def test_two_super_admins_demoting_each_other_at_once_leave_one(super_admin):
+    other = make_user(role=Role.SUPER_ADMIN, email="other@staff.test")
+    demoted_other = threading.Event()
+
+    def demote_other_and_commit_once_the_admin_waits():
+        try:
+            with dangerously_bypass_rls():
+                user_set_role(user=other, role=Role.ADMIN, actor="test")
+                demoted_other.set()
+                with connections["service"].cursor() as cursor:
+                    for _ in range(100):
+                        cursor.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+                        if cursor.fetchone()[0]:
+                            break
+                        time.sleep(0.05)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=demote_other_and_commit_once_the_admin_waits)
+    thread.start()
+    demoted_other.wait(timeout=10)
+    browser = HttpClient()
+    browser.force_login(super_admin)
+    response = browser.post(
+        f"/admin/tenants/user/{super_admin.pk}/change/",
+        {"email": super_admin.email, "full_name": "", "role": "admin", "client": "", "is_active": "on"},
+    )
+    thread.join()
+    assert response.status_code == 200
+    assert "This is the last active super_admin" in response.content.decode()
+    assert (reload(super_admin).role, reload(other).role) == (Role.SUPER_ADMIN, Role.ADMIN)

@@ -1,5 +1,5 @@
 from tenants.management.base import OperatorCommand
-from tenants.services import user_deactivate
+from tenants.services import user_set_active
 
 
 class Command(OperatorCommand):
@@ -9,5 +9,5 @@ class Command(OperatorCommand):
         parser.add_argument("--email", required=True)
 
     def handle(self, *args, email, **options):
-        user = user_deactivate(user=self.user_by_email(email), actor=self.operator())
+        user = user_set_active(user=self.user_by_email(email), is_active=False, actor=self.operator())
         self.stdout.write(self.style.SUCCESS(f"{user.email} is deactivated."))
