@@ -29,10 +29,6 @@ NO_CLIENT_DATA: dict[str, str] = {
     "auth_group": "Django groups are not used (roles are the permission model); stays empty",
     "auth_group_permissions": "Django groups are not used; stays empty",
     "django_admin_log": "not written: AdminSite records changes in the tenant-scoped AuditEvent instead",
-    "django_tasks_database_dbtaskresult": (
-        "task queue: no client column; tenant tasks re-enter their client's context, and the trigger "
-        "guard_task_queue (checked below) keeps the app role from queueing or rewriting another client's tasks"
-    ),
 }
 
 # Tables that need a guard trigger, enabled, with the trigger's name.
@@ -76,6 +72,7 @@ NULLABLE_TENANT_KEY: dict[str, str] = {
     "tenants_oauthgrant": _STAFF_TOKENS,
     "tenants_oauthidtoken": _STAFF_TOKENS,
     "tenants_oauthdevicegrant": _STAFF_TOKENS,
+    "django_tasks_database_dbtaskresult": "tasks that are not tenant tasks (queued by staff or the service role)",
 }
 
 # Tables the narrow authentication lookup reads (see tenants.auth).

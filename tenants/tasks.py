@@ -6,13 +6,15 @@ worker (which starts with no context, and therefore sees no client's rows)
 touches exactly that client's data.
 
 The client travels in the queued row as the keyword argument
-`tenant_client_id`. The database checks it (migration tenants 0005, trigger
-`app.guard_task_queue`): a row queued by `sagerock_app` must name the client
-whose proven context queued it, and nobody can later change a queued row's
-task or arguments or send a finished task back to the queue. SQL injected on
-the app connection in client A's request therefore cannot make the worker
-run anything for client B. Staff and the service role may queue tenant tasks
-for any client.
+`tenant_client_id`, which the database exposes as the queue's generated
+`client_id` column under Row Level Security (tenants migration 0008): the app
+role sees and queues only its proven client's tasks. The trigger
+`app.guard_task_queue` (migration 0005) also keeps a runtime role from
+changing a queued row's task or arguments or sending a finished task back to
+the queue. SQL injected on the app connection in client A's request therefore
+can neither read B's queued work nor make the worker run anything for B.
+Staff and the service role may queue tenant tasks for any client; the worker
+claims tasks through the service connection (sagerock/db_router.py).
 """
 
 import functools

@@ -83,7 +83,7 @@ def test_sql_in_client_as_context_cannot_queue_a_task_for_client_b():
     with connections["service"].cursor() as cursor:
         cursor.execute(
             "SELECT string_agg(quote_ident(column_name), ', ') FROM information_schema.columns"
-            " WHERE table_name = 'django_tasks_database_dbtaskresult' AND column_name NOT IN ('id', 'args_kwargs')"
+            " WHERE table_name = 'django_tasks_database_dbtaskresult' AND column_name NOT IN ('id', 'args_kwargs', 'client_id')"
         )
         columns = cursor.fetchone()[0]
     forged = {"args": ["pwned"], "kwargs": {"tenant_client_id": b.pk}}
@@ -105,28 +105,48 @@ def test_sql_in_client_as_context_cannot_queue_a_task_for_client_b():
     )
 
 
-def test_sql_in_client_as_context_cannot_rewrite_or_requeue_a_task():
+def app_rowcount(client_id, sql, params=()) -> int:
+    with tenant_context(client_id), connections["app"].cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount
+
+
+def test_sql_in_client_as_context_cannot_see_touch_or_requeue_client_bs_tasks():
     a, b = make_client(), make_client()
     with dangerously_bypass_rls():
         ProbeNote.objects.create(client=b, title="b")
     with tenant_context(b.pk):
         rename_notes.enqueue(b.pk, "b's own rename")
     row = queued_row()
-    attacks = [
-        ("UPDATE django_tasks_database_dbtaskresult SET args_kwargs = jsonb_set(args_kwargs, '{args,0}', '\"pwned\"')"
-         " WHERE id = %s", [str(row.id)]),
-        ("UPDATE django_tasks_database_dbtaskresult SET task_path = 'tests.tenancy_probe.tasks.other' WHERE id = %s",
-         [str(row.id)]),
-    ]
-    for sql, params in attacks:
-        with pytest.raises(DatabaseError, match="cannot change"):
-            app_sql(a.pk, sql, params)
+    table = "django_tasks_database_dbtaskresult"
+    assert app_rowcount(a.pk, f"SELECT * FROM {table}") == 0
+    for sql in (
+        f"UPDATE {table} SET args_kwargs = jsonb_set(args_kwargs, '{{args,0}}', '\"pwned\"') WHERE id = %s",
+        f"UPDATE {table} SET task_path = 'tests.tenancy_probe.tasks.other' WHERE id = %s",
+        f"DELETE FROM {table} WHERE id = %s",
+    ):
+        assert app_rowcount(a.pk, sql, [str(row.id)]) == 0
     run_worker()
     with dangerously_bypass_rls():
         assert ProbeNote.objects.get(client=b).title == "b's own rename"
-    # Finished: it cannot be sent back to the queue to run again.
+    assert app_rowcount(a.pk, f"UPDATE {table} SET status = 'READY' WHERE id = %s", [str(row.id)]) == 0
+
+
+def test_a_client_cannot_rewrite_its_own_task_into_another_clients_or_run_it_twice():
+    a, b = make_client(), make_client()
+    with tenant_context(a.pk):
+        rename_notes.enqueue(a.pk, "a's rename")
+    row = queued_row()
+    table = "django_tasks_database_dbtaskresult"
+    for sql in (
+        f"UPDATE {table} SET args_kwargs = jsonb_set(args_kwargs, '{{kwargs,tenant_client_id}}', '{b.pk}') WHERE id = %s",
+        f"UPDATE {table} SET task_path = 'tests.tenancy_probe.tasks.other' WHERE id = %s",
+    ):
+        with pytest.raises(DatabaseError, match="cannot change"):
+            app_sql(a.pk, sql, [str(row.id)])
+    run_worker()
     with pytest.raises(DatabaseError, match="cannot be queued again"):
-        app_sql(a.pk, "UPDATE django_tasks_database_dbtaskresult SET status = 'READY' WHERE id = %s", [str(row.id)])
+        app_sql(a.pk, f"UPDATE {table} SET status = 'READY' WHERE id = %s", [str(row.id)])
 
 
 def test_a_queued_row_without_the_client_keyword_is_refused_by_the_worker():

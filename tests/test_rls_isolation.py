@@ -7,7 +7,7 @@ so that the app, staff and owner connections can (or cannot) see them.
 import pytest
 from django.db import DatabaseError, connections, transaction
 
-from tenants.context import apply_client_setting, dangerously_bypass_rls
+from tenants.context import apply_client_setting, dangerously_bypass_rls, tenant_context
 from tenants.rls import SHARED_WHEN_NULL, TENANT_KEY_COLUMN
 from tenants.services import audit_record
 from tests.factories import ALL_DATABASES, issue_token, make_api_application, make_client, make_user
@@ -51,7 +51,11 @@ def seed_every_tenant_table(client) -> None:
     from tests.tenancy_probe.models import ProbeSecretNote
     from vault.models import IntegrationCredential
 
+    from tests.tenancy_probe.tasks import rename_notes
+
     user = make_user(client=client, email=f"admin@{client.slug}.test")
+    with tenant_context(client.pk):
+        rename_notes.enqueue(client.pk, f"{client.slug} rename")
     application, _ = make_api_application(client)
     issue_token(user)
     soon = timezone.now() + timedelta(minutes=5)
