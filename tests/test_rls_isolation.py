@@ -49,9 +49,8 @@ def seed_every_tenant_table(client) -> None:
 
     from tenants.models import OAuthDeviceGrant, OAuthGrant, OAuthIDToken, OAuthRefreshToken
     from tests.tenancy_probe.models import ProbeSecretNote
-    from vault.models import IntegrationCredential
-
     from tests.tenancy_probe.tasks import rename_notes
+    from vault.models import IntegrationCredential
 
     user = make_user(client=client, email=f"admin@{client.slug}.test")
     with tenant_context(client.pk):
