@@ -19,6 +19,7 @@ import hmac
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+from django.db import transaction
 
 MIN_SECRET_LENGTH = 32
 
@@ -43,6 +44,12 @@ def proof(key: bytes, client_id: int, backend_pid: int, transaction_start_us: in
     return hmac.new(key, message, hashlib.sha256).hexdigest()
 
 
+class TenantContextKeyError(ImproperlyConfigured):
+    """The configured key cannot be installed the way it was asked for: it is
+    retired (expired or expiring), or `migrate` found a keyed database
+    without it. Only the rotation command installs or reinstates a key."""
+
+
 def set_transaction_client(connection, client_id: int | None) -> None:
     """Set (or clear) the client of the connection's current transaction,
     with its proof. Two round trips: the proof needs the transaction's start."""
@@ -58,21 +65,84 @@ def set_transaction_client(connection, client_id: int | None) -> None:
         )
 
 
-def install_key(connection, *, key: bytes, retire_others_after_seconds: int | None = None) -> dict:
-    """Make `key` valid in the database (idempotent). With
-    `retire_others_after_seconds`, every other key expires after that overlap.
-    Runs as the owner role, the only one that can touch the key table."""
+def _key_expiry(cursor, key_fingerprint: str, *, lock: bool = False) -> tuple[bool, object]:
+    """(present, expires_at) of one key; expires_at None means valid."""
+    cursor.execute(
+        "SELECT expires_at FROM app.tenant_context_key WHERE fingerprint = %s" + (" FOR UPDATE" if lock else ""),
+        [key_fingerprint],
+    )
+    row = cursor.fetchone()
+    return (row is not None, row[0] if row else None)
+
+
+def install_initial_key(connection, *, key: bytes) -> bool:
+    """What `migrate` does: install `key` into a database that holds no key
+    yet (a new database). It never changes an existing key, so a run with an
+    old or leaked secret (a rollback deploy) cannot make it valid again, nor
+    add a second key beside the current one. True when it installed the key;
+    TenantContextKeyError unless the key is installed and valid."""
     key_fingerprint = fingerprint(key)
-    with connection.cursor() as cursor:
+    with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
         cursor.execute(
             """
-            INSERT INTO app.tenant_context_key (fingerprint, secret) VALUES (%s, %s)
-            ON CONFLICT (fingerprint) DO UPDATE SET expires_at = NULL
-            RETURNING (xmax = 0)
+            INSERT INTO app.tenant_context_key (fingerprint, secret)
+            SELECT %s, %s WHERE NOT EXISTS (SELECT 1 FROM app.tenant_context_key)
+            ON CONFLICT (fingerprint) DO NOTHING
+            RETURNING id
             """,
             [key_fingerprint, key],
         )
-        installed = cursor.fetchone()[0]
+        if cursor.fetchone() is not None:
+            return True
+        present, expires_at = _key_expiry(cursor, key_fingerprint)
+    if present and expires_at is None:
+        return False
+    if present:
+        problem = "is retired in the database (expired or expiring after a rotation)"
+        remedy = (
+            "Set TENANT_CONTEXT_SECRET to the current secret; to go back to this key on purpose, run "
+            "`manage.py rotate_tenant_context_secret --reinstate`."
+        )
+    else:
+        problem = "is not installed in the database, which already holds other keys"
+        remedy = (
+            "Set TENANT_CONTEXT_SECRET to the current secret; to switch to this key, run "
+            "`manage.py rotate_tenant_context_secret` first."
+        )
+    raise TenantContextKeyError(
+        f"TENANT_CONTEXT_SECRET (key {key_fingerprint}) {problem}; migrate does not install or revive keys. {remedy}"
+    )
+
+
+def install_key(
+    connection, *, key: bytes, retire_others_after_seconds: int | None = None, reinstate: bool = False
+) -> dict:
+    """Make `key` valid in the database (the rotation command). A key that
+    is retired (expired, or expiring after an earlier rotation) is made valid
+    again only with `reinstate=True`: going back to an old, perhaps leaked,
+    key must be deliberate. With `retire_others_after_seconds`, every other
+    key expires after that overlap. Runs as the owner role, the only one that
+    can touch the key table."""
+    key_fingerprint = fingerprint(key)
+    installed = reinstated = False
+    with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
+        present, expires_at = _key_expiry(cursor, key_fingerprint, lock=True)
+        if not present:
+            cursor.execute(
+                "INSERT INTO app.tenant_context_key (fingerprint, secret) VALUES (%s, %s) "
+                "ON CONFLICT (fingerprint) DO NOTHING",
+                [key_fingerprint, key],
+            )
+            installed = cursor.rowcount == 1
+        elif expires_at is not None:
+            if not reinstate:
+                raise TenantContextKeyError(
+                    f"TENANT_CONTEXT_SECRET (key {key_fingerprint}) was retired (it expires or expired at "
+                    f"{expires_at:%Y-%m-%d %H:%M:%S %Z}). Making a retired key valid again must be deliberate: "
+                    "pass --reinstate, or set TENANT_CONTEXT_SECRET to a new secret."
+                )
+            cursor.execute("UPDATE app.tenant_context_key SET expires_at = NULL WHERE fingerprint = %s", [key_fingerprint])
+            reinstated = True
         retired = 0
         if retire_others_after_seconds is not None:
             cursor.execute(
@@ -89,4 +159,7 @@ def install_key(connection, *, key: bytes, retire_others_after_seconds: int | No
             "SELECT fingerprint, expires_at FROM app.tenant_context_key ORDER BY created_at"
         )
         keys = cursor.fetchall()
-    return {"fingerprint": key_fingerprint, "installed": installed, "retired": retired, "keys": keys}
+    return {
+        "fingerprint": key_fingerprint, "installed": installed, "reinstated": reinstated, "retired": retired,
+        "keys": keys,
+    }

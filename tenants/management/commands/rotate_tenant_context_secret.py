@@ -1,7 +1,7 @@
 from argparse import ArgumentTypeError
 
-from django.core.management.base import BaseCommand
-from django.db import connections, transaction
+from django.core.management.base import BaseCommand, CommandError
+from django.db import connections
 
 from tenants import context_proof
 
@@ -31,13 +31,25 @@ class Command(BaseCommand):
             "--overlap-minutes", type=overlap_minutes, default=15,
             help="How long the previous key stays valid (default 15; enough for running processes to restart).",
         )
+        parser.add_argument(
+            "--reinstate", action="store_true",
+            help="Allow TENANT_CONTEXT_SECRET to be a key that an earlier rotation retired (going back to it).",
+        )
 
-    def handle(self, *args, overlap_minutes, **options):
-        with transaction.atomic(using="default"):
+    def handle(self, *args, overlap_minutes, reinstate, **options):
+        try:
             result = context_proof.install_key(
-                connections["default"], key=context_proof.secret(), retire_others_after_seconds=overlap_minutes * 60
+                connections["default"], key=context_proof.secret(), retire_others_after_seconds=overlap_minutes * 60,
+                reinstate=reinstate,
             )
-        state = "installed" if result["installed"] else "already installed"
+        except context_proof.TenantContextKeyError as error:
+            raise CommandError(str(error)) from None
+        if result["installed"]:
+            state = "installed"
+        elif result["reinstated"]:
+            state = "reinstated"
+        else:
+            state = "already installed"
         retiring = f"{result['retired']} older key(s) retire in {overlap_minutes} min."
         self.stdout.write(self.style.SUCCESS(f"Key {result['fingerprint']} {state}; {retiring}"))
         for fingerprint, expires_at in result["keys"]:
