@@ -44,6 +44,12 @@ def proof(key: bytes, client_id: int, backend_pid: int, transaction_start_us: in
     return hmac.new(key, message, hashlib.sha256).hexdigest()
 
 
+class TenantContextRefused(ImproperlyConfigured):
+    """The database does not accept this process's TENANT_CONTEXT_SECRET
+    (retired, expired or never installed). Raised instead of letting every
+    tenant query quietly return no rows."""
+
+
 class TenantContextKeyError(ImproperlyConfigured):
     """The configured key cannot be installed the way it was asked for: it is
     retired (expired or expiring), or `migrate` found a keyed database
@@ -52,17 +58,29 @@ class TenantContextKeyError(ImproperlyConfigured):
 
 def set_transaction_client(connection, client_id: int | None) -> None:
     """Set (or clear) the client of the connection's current transaction,
-    with its proof. Two round trips: the proof needs the transaction's start."""
+    with its proof, and make sure the database accepted it. Two round trips:
+    the proof needs the transaction's start; the check rides on the second
+    (PostgreSQL evaluates the select list left to right, so
+    `app.current_client_id()` sees the settings made before it)."""
     with connection.cursor() as cursor:
         if client_id is None:
             cursor.execute("SELECT set_config('app.client_id', '', true), set_config('app.client_proof', '', true)")
             return
         cursor.execute("SELECT pg_backend_pid(), (extract(epoch FROM transaction_timestamp()) * 1000000)::bigint")
         backend_pid, started = cursor.fetchone()
+        key = secret()
         cursor.execute(
-            "SELECT set_config('app.client_id', %s, true), set_config('app.client_proof', %s, true)",
-            [str(client_id), proof(secret(), client_id, backend_pid, started)],
+            "SELECT set_config('app.client_id', %s, true), set_config('app.client_proof', %s, true), "
+            "app.current_client_id()",
+            [str(client_id), proof(key, client_id, backend_pid, started)],
         )
+        if cursor.fetchone()[2] != client_id:
+            raise TenantContextRefused(
+                f"The database refused the tenant-context proof made with TENANT_CONTEXT_SECRET (key "
+                f"{fingerprint(key)}): that key is retired, expired or was never installed, so every tenant "
+                "query would see nothing. Deploy the current TENANT_CONTEXT_SECRET, or install this one with "
+                "`manage.py rotate_tenant_context_secret` (docs/security.md)."
+            )
 
 
 def _key_expiry(cursor, key_fingerprint: str, *, lock: bool = False) -> tuple[bool, object]:

@@ -2,14 +2,16 @@
 client id counts only with an HMAC proof bound to this backend and this
 transaction (tenants/context_proof.py)."""
 
+import secrets
+
 import psycopg
 import pytest
 from django.conf import settings
 from django.db import DatabaseError, connections, transaction
 from django.test import Client as HttpClient
 
-from tenants.context import apply_client_setting, dangerously_bypass_rls
-from tenants.context_proof import proof, secret
+from tenants.context import apply_client_setting, dangerously_bypass_rls, tenant_context
+from tenants.context_proof import TenantContextRefused, fingerprint, proof, secret
 from tests.factories import ALL_DATABASES, bearer, issue_token, make_client, make_user
 from tests.tenancy_probe.models import ProbeNote
 
@@ -222,3 +224,41 @@ def test_injected_sql_cannot_enumerate_accounts_through_the_login_lookups(two_cl
     ):
         response = inject(token, [statement])
         assert response.status_code == 400 and "permission denied" in response.json()["error"], statement
+
+
+@pytest.fixture
+def expire_the_configured_key():
+    def expire():
+        with connections["default"].cursor() as cursor:
+            cursor.execute(
+                "UPDATE app.tenant_context_key SET expires_at = now() - interval '1 second' WHERE fingerprint = %s",
+                [fingerprint(secret())],
+            )
+
+    yield expire
+    with connections["default"].cursor() as cursor:
+        cursor.execute("UPDATE app.tenant_context_key SET expires_at = NULL WHERE fingerprint = %s", [fingerprint(secret())])
+
+
+def test_a_process_whose_secret_was_never_installed_fails_loudly_instead_of_seeing_nothing(two_clients, settings):
+    a, _ = two_clients
+    settings.TENANT_CONTEXT_SECRET = unknown = secrets.token_urlsafe(48)
+    with pytest.raises(TenantContextRefused, match="TENANT_CONTEXT_SECRET") as error:
+        with tenant_context(a.pk):
+            ProbeNote.objects.count()
+    assert unknown not in str(error.value)
+    assert fingerprint(unknown.encode()) in str(error.value)
+
+
+def test_a_process_whose_key_expired_fails_loudly_instead_of_seeing_nothing(two_clients, expire_the_configured_key):
+    a, _ = two_clients
+    with tenant_context(a.pk):
+        assert ProbeNote.objects.count() == 1
+    expire_the_configured_key()
+    with pytest.raises(TenantContextRefused, match="retired, expired or was never installed") as error:
+        with tenant_context(a.pk):
+            ProbeNote.objects.count()
+    assert settings.TENANT_CONTEXT_SECRET not in str(error.value)
+    # Clearing the context needs no proof, so it still works.
+    with transaction.atomic(using="app"):
+        apply_client_setting(connections["app"], None)
