@@ -6,8 +6,12 @@ started on a private unix socket; with no REDIS_URL, the same for Redis. The
 four database roles and the database are created idempotently. Whatever this
 script starts, it stops again when the command ends (Ctrl-C included).
 
+A DATABASE_URL that the developer sets is their own database: `run` migrates
+it but seeds demo accounts into it only with SEED_DEMO=1, and `test` leaves it
+alone (pytest creates and drops its own test database beside it).
+
     python scripts/dev.py run              migrate, seed once, serve + worker
-    python scripts/dev.py test [ARGS...]   migrate, check_rls, pytest ARGS
+    python scripts/dev.py test [ARGS...]   migrate and check_rls (local cluster only), pytest ARGS
     python scripts/dev.py services         start services, write .local/dev.env
     python scripts/dev.py stop             stop the project-local services
 """
@@ -25,6 +29,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCAL = ROOT / ".local"
@@ -299,11 +304,23 @@ def local_env(socket_dir: str | None, redis_url: str | None) -> dict[str, str]:
     return env
 
 
+def own_database_url() -> str | None:
+    """The DATABASE_URL the developer set, if any; None means the
+    project-local cluster."""
+    return os.environ.get("DATABASE_URL") or None
+
+
+def describe_database(url: str) -> str:
+    """Where a database URL points, without its credentials."""
+    parts = urlsplit(url)
+    return f"{unquote(parts.netloc.rpartition('@')[2])}{parts.path}"
+
+
 def services() -> tuple[dict[str, str], list]:
     """Start what is missing; return the environment and the stop actions."""
     stops = []
     socket_dir = redis_url = None
-    if not os.environ.get("DATABASE_URL"):
+    if own_database_url() is None:
         socket_dir, started = ensure_postgres()
         ensure_roles_and_database(socket_dir)
         if started:
@@ -339,6 +356,30 @@ def _stop_on_signals() -> None:
     signal.signal(signal.SIGTERM, interrupt)
 
 
+def prepare_run_database(env: dict[str, str]) -> None:
+    own = own_database_url()
+    if own is not None:
+        say(f"migrating your DATABASE_URL database ({describe_database(own)})")
+    manage(env, "migrate", "--no-input")
+    # Demo accounts have known passwords: only ever seeded unasked into the
+    # project-local cluster.
+    if own is None or os.environ.get("SEED_DEMO") == "1":
+        manage(env, "seed_demo")
+    else:
+        say("not seeding demo accounts into it (set SEED_DEMO=1 to seed them)")
+
+
+def prepare_test_database(env: dict[str, str]) -> None:
+    own = own_database_url()
+    if own is not None:
+        say(f"leaving your DATABASE_URL database ({describe_database(own)}) alone; "
+            "pytest creates and drops its own test database")
+        return
+    # The local database as `make run` uses it: migrated and isolated.
+    manage(env, "migrate", "--no-input", "-v", "0")
+    manage(env, "check_rls")
+
+
 def cmd_run() -> int:
     _stop_on_signals()
     env, stops = services()
@@ -347,8 +388,7 @@ def cmd_run() -> int:
     port = env.get("PORT", "8000")
     children: list[subprocess.Popen] = []
     try:
-        manage(env, "migrate", "--no-input")
-        manage(env, "seed_demo")
+        prepare_run_database(env)
         children.append(subprocess.Popen(
             [PY, "-m", "gunicorn", "sagerock.wsgi", "--bind", f"127.0.0.1:{port}", "--workers",
              env.get("WEB_CONCURRENCY", "2"), "--access-logfile", "-", "--no-control-socket"],
@@ -382,9 +422,7 @@ def cmd_test(pytest_args: list[str]) -> int:
     env, stops = services()
     env = {**os.environ, **env}
     try:
-        # The local database as `make run` uses it: migrated and isolated.
-        manage(env, "migrate", "--no-input", "-v", "0")
-        manage(env, "check_rls")
+        prepare_test_database(env)
         test_env = {**env, "SAGEROCK_TESTING": "1"}
         return subprocess.run([PY, "-m", "pytest", *pytest_args], env=test_env, cwd=ROOT).returncode
     except subprocess.CalledProcessError as error:
