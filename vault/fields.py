@@ -10,7 +10,8 @@ bound to its instance by the field's descriptor:
     credential.secret                      # <Secret: encrypted>
     credential.secret.reveal()             # plaintext; vault.services only
 
-Reading back from the database gives a sealed Secret; it is decrypted only on
+Reading back from the database gives a sealed Secret (also for a deferred
+secret read later, and after `refresh_from_db()`); it is decrypted only on
 `reveal()`, so loading rows (lists, admin pages) never puts plaintext in
 memory, and a reveal is always a visible, greppable call. `str()`, `repr()`,
 forms, serializers and templates see a mask, never the value. Writing a plain
@@ -147,7 +148,13 @@ class EncryptedTextField(models.TextField):
         if isinstance(value, Sealed):
             return Secret(sealed=str(value))._bind(instance, self)
         if isinstance(value, Secret):
-            if value._instance is not None and value._instance is not instance and value._plaintext is None:
+            source = value._instance
+            if source is not None and source is not instance and value._plaintext is None:
+                if value._field is self and source.pk is not None and source.pk == instance.pk:
+                    # The same row loaded again: a deferred secret read for
+                    # the first time, or refresh_from_db(). Its sealed value
+                    # opens here as it is; decrypting would bypass reveal().
+                    return Secret(sealed=value._sealed)._bind(instance, self)
                 # A sealed value from another row would not open here: carry
                 # the plaintext over instead.
                 return Secret(plaintext=self.to_text(value.reveal()))._bind(instance, self)

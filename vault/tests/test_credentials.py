@@ -205,6 +205,24 @@ def test_an_error_report_from_inside_the_vault_shows_the_secret_only_as_stars(va
         assert value not in report
 
 
+def test_reading_a_listed_credentials_secret_decrypts_nothing_and_audits_nothing(vault_key, settings):
+    """credential_list defers the secret: reading it afterwards loads the
+    sealed value, so only credential_reveal (audited) ever decrypts."""
+    client = make_client()
+    set_credential(client)
+    settings.VAULT_KEYS = new_key()  # any decryption would now raise
+    with tenant_context(client.pk):
+        credential = credential_list(client_id=client.pk).get()
+        secret = credential.secret
+    assert secret.sealed and repr(secret) == "<Secret: encrypted>"
+    assert SENDGRID_KEY not in repr(vars(credential))
+    with dangerously_bypass_rls():
+        assert list(AuditEvent.objects.values_list("action", flat=True)) == ["credential.created"]
+    settings.VAULT_KEYS = vault_key
+    with tenant_context(client.pk):
+        assert credential_reveal(credential=credential, actor="gateway", purpose="test") == {"api_key": SENDGRID_KEY}
+
+
 # --- rotation -----------------------------------------------------------------------------
 
 

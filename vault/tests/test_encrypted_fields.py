@@ -186,3 +186,20 @@ def test_the_web_entry_point_refuses_to_start_with_a_bad_key():
     assert result.returncode != 0
     assert "VAULT_KEYS: the first key decodes to 24 bytes" in result.stderr
     assert bad not in result.stderr + result.stdout
+
+
+@pytest.mark.parametrize("load", ["deferred", "refreshed"])
+def test_loading_a_deferred_or_refreshed_secret_gives_a_sealed_value_and_decrypts_nothing(vault_key, settings, load):
+    note = make_note(make_client())
+    with dangerously_bypass_rls():
+        loaded = ProbeSecretNote.objects.defer("secret").get(pk=note.pk) if load == "deferred" else reload(note)
+        # Under a key that cannot open it, any decryption would raise.
+        settings.VAULT_KEYS = new_key()
+        if load == "refreshed":
+            loaded.refresh_from_db()
+        secret = loaded.secret
+    assert secret.sealed == stored_value(note)
+    assert repr(secret) == "<Secret: encrypted>"
+    assert PLAINTEXT not in repr(vars(loaded)) + repr(loaded)
+    settings.VAULT_KEYS = vault_key
+    assert secret.reveal() == PLAINTEXT
