@@ -4,7 +4,7 @@ Row Level Security already limits what the database returns; these bases add
 the same scoping in the query (so the planner uses client indexes and a
 mistake is caught twice), address objects by their non-sequential public id,
 and make the safe path the only easy one: a subclass that overrides
-`get_queryset` is refused when the class is created.
+`get_queryset` (itself or through a mixin) is refused when the class is created.
 """
 
 from rest_framework import viewsets
@@ -19,7 +19,9 @@ class TenantScopedMixin:
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        if "get_queryset" in cls.__dict__:
+        # The resolved method, not the class's own dict: a mixin listed
+        # before the base would otherwise slip its get_queryset past.
+        if cls.get_queryset is not TenantScopedMixin.get_queryset:
             raise TypeError(
                 f"{cls.__name__} overrides get_queryset(); define base_queryset() instead, "
                 "so the tenant scoping cannot be bypassed by accident."

@@ -318,6 +318,15 @@ def test_a_viewset_that_overrides_get_queryset_is_refused_at_class_creation():
             def get_queryset(self):
                 return AuditEvent.objects.all()
 
+    class EverythingMixin:
+        def get_queryset(self):
+            return AuditEvent.objects.all()
+
+    with pytest.raises(TypeError, match="overrides get_queryset"):
+
+        class LeakyThroughAMixin(EverythingMixin, TenantScopedViewSet):
+            pass
+
 
 def test_tokens_and_secrets_are_stored_only_as_checksums_and_hashes(client_a):
     import hashlib
