@@ -130,12 +130,14 @@ def test_bad_client_profile_input_gets_4xx_and_writes_nothing(admin_a, client_a,
 
 def test_a_client_admin_cannot_change_status_or_products_of_their_client(admin_a, client_a):
     response = api().patch(
-        "/api/v1/client/", {"name": "Alpha", "status": "active", "products": ["schools", "concierge"]},
+        "/api/v1/client/", {"name": "Alpha", "status": "suspended", "products": ["schools", "concierge"]},
         content_type="application/json", **bearer(issue_token(admin_a)),
     )
     assert response.status_code == 200
+    assert response.json()["status"] == "active" and response.json()["products"] == list(client_a.products)
     with dangerously_bypass_rls():
-        assert Client.objects.get(pk=client_a.pk).products == list(client_a.products)
+        stored = Client.objects.get(pk=client_a.pk)
+    assert stored.status == Client.Status.ACTIVE and stored.products == list(client_a.products)
 
 
 def test_staff_have_no_own_client_endpoint(staff_admin):
