@@ -96,10 +96,13 @@ class AuditEventFilter(django_filters.FilterSet):
 
 
 class AuditEventViewSet(mixins.ListModelMixin, TenantScopedViewSet):
-    """The audit log: a client's own events; staff read every client's."""
+    """The audit log: a client_admin reads their client's events; staff read
+    every client's. Application tokens act as machines, not administrators,
+    and may not read it."""
 
     queryset = AuditEvent.objects.select_related("client")
     serializer_class = s.AuditEventSerializer
+    permission_classes = [IsClientAdminUser | IsStaff]
     filterset_class = AuditEventFilter
 
 

@@ -4,7 +4,7 @@ import uuid
 import pytest
 from django.test import Client as HttpClient
 
-from tenants.context import dangerously_bypass_rls
+from tenants.context import dangerously_bypass_rls, tenant_context
 from tenants.models import AuditEvent, Client, OAuthAccessToken, OAuthApplication
 from tenants.services import audit_record
 from tests.factories import (
@@ -14,6 +14,9 @@ from tests.factories import (
     make_api_application,
     make_user,
 )
+from vault.models import IntegrationCredential
+from vault.services import credential_set
+from vault.tests.conftest import new_key
 
 pytestmark = pytest.mark.django_db(databases=ALL_DATABASES, transaction=True)
 
@@ -209,6 +212,13 @@ def test_audit_events_page_with_an_opaque_cursor(admin_a, client_a):
     assert len(seen) == len(set(seen)) == 7
 
 
+def test_an_application_token_cannot_read_the_audit_log(client_a):
+    seed_audit(client_a)
+    application, secret = make_api_application(client_a)
+    token = bearer(client_credentials_token(application.client_id, secret))
+    assert_error_shape(api().get("/api/v1/audit-events/", **token), 403, "permission_denied")
+
+
 def test_a_bad_audit_filter_gets_400_with_fields(admin_a):
     response = api().get("/api/v1/audit-events/?client=not-a-uuid&since=yesterday", **bearer(issue_token(admin_a)))
     assert_error_shape(response, 400, "invalid")
@@ -223,6 +233,15 @@ def client_credentials_token(client_id: str, secret: str) -> str:
     response = api().post("/oauth/token/", {"grant_type": "client_credentials"}, HTTP_AUTHORIZATION=f"Basic {basic}")
     assert response.status_code == 200, response.content
     return response.json()["access_token"]
+
+
+def make_credential(client, settings):
+    settings.VAULT_KEYS = new_key()
+    with tenant_context(client.pk):
+        return credential_set(
+            client_id=client.pk, provider="sendgrid", label="default", secret="SG.fake-key-for-tests.0123456789abcdef",
+            settings={}, actor="test", reason="test",
+        )
 
 
 def test_a_client_admin_creates_an_api_application_whose_token_acts_for_their_client(admin_a, client_a):
@@ -240,15 +259,40 @@ def test_a_client_admin_creates_an_api_application_whose_token_acts_for_their_cl
     assert me["kind"] == "application" and me["client"]["id"] == str(client_a.public_id) and me["user"] is None
 
 
-def test_a_client_credentials_app_of_a_cannot_read_b_even_knowing_bs_ids(client_a, client_b):
+def test_a_client_credentials_app_of_a_cannot_read_or_delete_bs_objects_even_knowing_their_ids(
+    client_a, client_b, settings
+):
     seed_audit(client_b, 2)
+    credential_b = make_credential(client_b, settings)
+    application_b, _ = make_api_application(client_b)
     application, secret = make_api_application(client_a)
     token = bearer(client_credentials_token(application.client_id, secret))
-    visible = api().get("/api/v1/audit-events/", **token).json()["results"]
-    assert visible and {e["client"] for e in visible} == {str(client_a.public_id)}
-    assert api().get(f"/api/v1/audit-events/?client={client_b.public_id}", **token).json()["results"] == []
-    assert_error_shape(api().get(f"/api/v1/clients/{client_b.public_id}/", **token), 403)
     assert api().get("/api/v1/client/", **token).json()["id"] == str(client_a.public_id)
+    # An application is refused on the role, before any object is looked up.
+    for method, url in [
+        ("get", f"/api/v1/clients/{client_b.public_id}/"),
+        ("get", f"/api/v1/credentials/{credential_b.public_id}/"),
+        ("delete", f"/api/v1/credentials/{credential_b.public_id}/"),
+        ("delete", f"/api/v1/api-applications/{application_b.client_id}/"),
+        ("get", f"/api/v1/audit-events/?client={client_b.public_id}"),
+    ]:
+        assert_error_shape(getattr(api(), method)(url, **token), 403, "permission_denied")
+    with dangerously_bypass_rls():
+        assert IntegrationCredential.objects.filter(pk=credential_b.pk).exists()
+        assert OAuthApplication.objects.filter(pk=application_b.pk).exists()
+
+
+def test_a_client_admin_of_a_gets_404_for_bs_objects_by_public_id(admin_a, client_b, settings):
+    credential_b = make_credential(client_b, settings)
+    seed_audit(client_b, 2)
+    token = bearer(issue_token(admin_a))
+    url = f"/api/v1/credentials/{credential_b.public_id}/"
+    assert_error_shape(api().get(url, **token), 404, "not_found")
+    assert_error_shape(api().delete(url, **token), 404, "not_found")
+    assert api().get("/api/v1/credentials/", **token).json()["results"] == []
+    assert api().get("/api/v1/audit-events/", **token).json()["results"] == []
+    with dangerously_bypass_rls():
+        assert IntegrationCredential.objects.filter(pk=credential_b.pk).exists()
 
 
 def test_an_api_application_cannot_manage_applications(client_a):
