@@ -7,20 +7,27 @@ in the request (authorization code, refresh token, client id, token) is
 resolved to its owner through the narrow lookup (tenants.auth.owner_of), and
 the toolkit then runs in that owner's context. An unknown credential runs with
 no client at all, so the toolkit finds nothing and answers `invalid_grant`.
+
+Their errors keep RFC 6749's `error` and `error_description` and also carry
+the API's error shape (`code`, `detail`, `fields`), so one parser reads every
+SageRock error.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import json
 from contextlib import nullcontext
 from urllib.parse import unquote_plus
 
 from django.contrib.auth import views as auth_views
+from django.http import JsonResponse
 from django.utils.decorators import method_decorator
 from oauth2_provider import views as oauth_views
 
 from sagerock.api.authentication import token_checksum
+from sagerock.api.exceptions import error_body
 from sagerock.ratelimits import rate_limited
 from tenants.auth import Owner, context_for, owner_of
 from tenants.models import OAuthApplication
@@ -68,19 +75,63 @@ def _owner_context(owner: Owner | None):
     return context_for(client_id=owner.client_id, is_staff=owner.is_staff)
 
 
+# RFC 6749 section 5.2 and RFC 7009 error codes, as sentences.
+OAUTH_ERROR_DETAILS = {
+    "invalid_request": "The request is missing a parameter or is malformed.",
+    "invalid_client": "Client authentication failed.",
+    "invalid_grant": "The authorization code or refresh token is invalid, expired or revoked.",
+    "unauthorized_client": "This client may not use this grant type.",
+    "unsupported_grant_type": "This grant type is not supported.",
+    "invalid_scope": "The requested scope is invalid.",
+    "unsupported_token_type": "This token type cannot be revoked.",
+}
+
+
+def _with_error_shape(response):
+    """Add `code`, `detail` and `fields` to the toolkit's 4xx answer."""
+    if not 400 <= response.status_code < 500:
+        return response
+    try:
+        body = json.loads(response.content or b"{}")
+    except ValueError:
+        body = {}
+    error = body.get("error") or "invalid_request"
+    detail = body.get("error_description") or OAUTH_ERROR_DETAILS.get(error, "The OAuth request was refused.")
+    response.content = json.dumps({**body, "error": error, **error_body(error, detail)})
+    response["Content-Type"] = "application/json"
+    return response
+
+
+class OAuthErrorShapeMixin:
+    """A wrong method gets the error shape too, not Django's empty HTML 405."""
+
+    def http_method_not_allowed(self, request, *args, **kwargs):
+        body = {"error": "invalid_request", **error_body("method_not_allowed", f'Method "{request.method}" not allowed.')}
+        response = JsonResponse(body, status=405)
+        response["Allow"] = ", ".join(self._allowed_methods())
+        return response
+
+
+DEVICE_CODE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+
+
 @method_decorator(rate_limited("auth"), name="post")
-class TokenView(oauth_views.TokenView):
+class TokenView(OAuthErrorShapeMixin, oauth_views.TokenView):
     def post(self, request, *args, **kwargs):
+        if request.POST.get("grant_type") == DEVICE_CODE_GRANT:
+            # Not offered; the toolkit would look the device code up with no
+            # client context and answer a missing or unknown one with a 500.
+            return _with_error_shape(JsonResponse({"error": "unsupported_grant_type"}, status=400))
         # No rollback on an error answer: refresh-token reuse detection
         # revokes the token family and then answers invalid_grant.
         with _owner_context(token_request_owner(request)):
-            return super().post(request, *args, **kwargs)
+            return _with_error_shape(super().post(request, *args, **kwargs))
 
 
-class RevokeTokenView(oauth_views.RevokeTokenView):
+class RevokeTokenView(OAuthErrorShapeMixin, oauth_views.RevokeTokenView):
     def post(self, request, *args, **kwargs):
         with _owner_context(revocation_owner(request)):
-            return super().post(request, *args, **kwargs)
+            return _with_error_shape(super().post(request, *args, **kwargs))
 
 
 @method_decorator(rate_limited("auth", methods=("POST",)), name="dispatch")

@@ -228,9 +228,13 @@ def test_a_bad_audit_filter_gets_400_with_fields(admin_a):
 # --- client credentials applications ---------------------------------------------------
 
 
-def client_credentials_token(client_id: str, secret: str) -> str:
+def request_client_credentials_token(client_id: str, secret: str):
     basic = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
-    response = api().post("/oauth/token/", {"grant_type": "client_credentials"}, HTTP_AUTHORIZATION=f"Basic {basic}")
+    return api().post("/oauth/token/", {"grant_type": "client_credentials"}, HTTP_AUTHORIZATION=f"Basic {basic}")
+
+
+def client_credentials_token(client_id: str, secret: str) -> str:
+    response = request_client_credentials_token(client_id, secret)
     assert response.status_code == 200, response.content
     return response.json()["access_token"]
 
@@ -321,9 +325,46 @@ def test_revoking_an_api_application_kills_its_tokens(admin_a, client_a):
 
 def test_a_wrong_client_secret_gets_no_token(client_a):
     application, _ = make_api_application(client_a)
-    basic = base64.b64encode(f"{application.client_id}:wrong".encode()).decode()
-    response = api().post("/oauth/token/", {"grant_type": "client_credentials"}, HTTP_AUTHORIZATION=f"Basic {basic}")
-    assert response.status_code == 401 and response.json()["error"] == "invalid_client"
+    assert_oauth_error(request_client_credentials_token(application.client_id, "wrong"), 401, "invalid_client")
+
+
+# --- error shape of the OAuth endpoints -------------------------------------------------
+
+
+def assert_oauth_error(response, status: int, error: str, code: str | None = None):
+    """RFC 6749's `error` (and `error_description` when there is one), plus the API's error shape."""
+    assert response.status_code == status, response.content[:500]
+    assert response["Content-Type"] == "application/json"
+    body = response.json()
+    assert set(body) - {"error_description"} == {"error", "code", "detail", "fields"}, body
+    assert body["error"] == error and body["code"] == (code or error), body
+    assert body["detail"] and body["fields"] == {}
+    assert body["detail"] == body.get("error_description", body["detail"])
+
+
+@pytest.mark.parametrize(
+    ("path", "data", "status", "error"),
+    [
+        ("/oauth/token/", {"grant_type": "client_credentials", "client_id": "nope", "client_secret": "x"}, 401,
+         "invalid_client"),
+        ("/oauth/token/", {}, 400, "unsupported_grant_type"),
+        ("/oauth/token/", {"grant_type": "urn:ietf:params:oauth:grant-type:device_code"}, 400,
+         "unsupported_grant_type"),
+        ("/oauth/token/", {"grant_type": "urn:ietf:params:oauth:grant-type:device_code", "device_code": "x"}, 400,
+         "unsupported_grant_type"),
+        ("/oauth/revoke_token/", {}, 400, "invalid_request"),
+        ("/oauth/revoke_token/", {"token": "x", "client_id": "nope"}, 401, "invalid_client"),
+    ],
+)
+def test_oauth_errors_keep_the_rfc_6749_fields_and_carry_the_error_shape(path, data, status, error):
+    assert_oauth_error(api().post(path, data), status, error)
+
+
+@pytest.mark.parametrize("path", ["/oauth/token/", "/oauth/revoke_token/"])
+def test_a_wrong_method_on_the_oauth_endpoints_gets_405_in_the_error_shape(path):
+    response = api().get(path)
+    assert_oauth_error(response, 405, "invalid_request", code="method_not_allowed")
+    assert "POST" in response["Allow"]
 
 
 # --- error shape for routing ----------------------------------------------------------------
