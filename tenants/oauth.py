@@ -25,11 +25,12 @@ from django.contrib.auth import views as auth_views
 from django.http import JsonResponse
 from django.utils.decorators import method_decorator
 from oauth2_provider import views as oauth_views
+from oauth2_provider.oauth2_validators import OAuth2Validator
 
 from sagerock.api.authentication import token_checksum
 from sagerock.api.exceptions import error_body
 from sagerock.ratelimits import rate_limited
-from tenants.auth import Owner, context_for, owner_of
+from tenants.auth import Owner, context_for, owner_of, user_can_authenticate
 from tenants.models import OAuthApplication
 
 
@@ -75,6 +76,27 @@ def _owner_context(owner: Owner | None):
     return context_for(client_id=owner.client_id, is_staff=owner.is_staff)
 
 
+class ActiveClientValidator(OAuth2Validator):
+    """Issues no token for a suspended client: not to its applications
+    (`invalid_client`), nor to its users through a code or a refresh token
+    (`invalid_grant`). The API refuses such tokens too; this keeps them from
+    being issued at all."""
+
+    def authenticate_client(self, request, *args, **kwargs):
+        if not super().authenticate_client(request, *args, **kwargs):
+            return False
+        tenant = request.client.tenant
+        return tenant is None or tenant.is_active
+
+    def validate_code(self, client_id, code, client, request, *args, **kwargs):
+        valid = super().validate_code(client_id, code, client, request, *args, **kwargs)
+        return valid and user_can_authenticate(request.user)
+
+    def validate_refresh_token(self, refresh_token, client, request, *args, **kwargs):
+        valid = super().validate_refresh_token(refresh_token, client, request, *args, **kwargs)
+        return valid and user_can_authenticate(request.user)
+
+
 # RFC 6749 section 5.2 and RFC 7009 error codes, as sentences.
 OAUTH_ERROR_DETAILS = {
     "invalid_request": "The request is missing a parameter or is malformed.",
@@ -117,6 +139,8 @@ DEVICE_CODE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 
 @method_decorator(rate_limited("auth"), name="post")
 class TokenView(OAuthErrorShapeMixin, oauth_views.TokenView):
+    validator_class = ActiveClientValidator
+
     def post(self, request, *args, **kwargs):
         if request.POST.get("grant_type") == DEVICE_CODE_GRANT:
             # Not offered; the toolkit would look the device code up with no

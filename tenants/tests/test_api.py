@@ -328,6 +328,15 @@ def test_a_wrong_client_secret_gets_no_token(client_a):
     assert_oauth_error(request_client_credentials_token(application.client_id, "wrong"), 401, "invalid_client")
 
 
+def test_a_suspended_clients_application_gets_no_token(client_a):
+    application, secret = make_api_application(client_a)
+    with dangerously_bypass_rls():
+        Client.objects.filter(pk=client_a.pk).update(status=Client.Status.SUSPENDED)
+    assert_oauth_error(request_client_credentials_token(application.client_id, secret), 401, "invalid_client")
+    with dangerously_bypass_rls():
+        assert not OAuthAccessToken.objects.filter(application=application).exists()
+
+
 # --- error shape of the OAuth endpoints -------------------------------------------------
 
 

@@ -12,6 +12,7 @@ from authlib.integrations.requests_client import OAuth2Session
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
 from tenants.context import dangerously_bypass_rls
+from tenants.models import Client
 from tenants.services import oauth_first_party_app_create
 from tests.factories import ALL_DATABASES, PASSWORD
 
@@ -138,6 +139,43 @@ def test_the_plain_code_challenge_method_is_refused(live_server, web_app, admin_
     assert "code" not in query
     assert query["error"] == ["invalid_request"]
     assert "S256" in query["error_description"][0]
+
+
+def suspend(client):
+    with dangerously_bypass_rls():
+        Client.objects.filter(pk=client.pk).update(status=Client.Status.SUSPENDED)
+
+
+def assert_invalid_grant(response):
+    assert response.status_code == 400, response.text[:500]
+    body = response.json()
+    assert body["error"] == body["code"] == "invalid_grant" and body["detail"] and body["fields"] == {}
+
+
+def test_a_code_is_not_exchanged_once_the_users_client_is_suspended(live_server, web_app, admin_a, client_a):
+    _session, verifier, redirect = authorize(live_server, web_app, admin_a.email)
+    code = parse_qs(urlparse(redirect.headers["Location"]).query)["code"][0]
+    suspend(client_a)
+    response = requests.post(
+        live_server.url + "/oauth/token/",
+        data={
+            "grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT_URI,
+            "client_id": web_app.client_id, "code_verifier": verifier,
+        },
+    )
+    assert_invalid_grant(response)
+
+
+def test_a_refresh_token_is_not_exchanged_once_the_users_client_is_suspended(live_server, web_app, admin_a, client_a):
+    session, verifier, redirect = authorize(live_server, web_app, admin_a.email)
+    token_url = live_server.url + "/oauth/token/"
+    token = session.fetch_token(token_url, authorization_response=redirect.headers["Location"], code_verifier=verifier)
+    suspend(client_a)
+    response = requests.post(
+        token_url,
+        data={"grant_type": "refresh_token", "refresh_token": token["refresh_token"], "client_id": web_app.client_id},
+    )
+    assert_invalid_grant(response)
 
 
 def test_a_code_is_single_use(live_server, web_app, admin_a):
