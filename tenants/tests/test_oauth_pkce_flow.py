@@ -2,6 +2,7 @@
 (authlib) against the live test server: authorize, log in, exchange the code
 with PKCE, call the API, refresh, and reuse detection."""
 
+import hashlib
 import re
 from urllib.parse import parse_qs, urlparse
 
@@ -12,7 +13,7 @@ from authlib.integrations.requests_client import OAuth2Session
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
 from tenants.context import dangerously_bypass_rls
-from tenants.models import Client
+from tenants.models import Client, OAuthRefreshToken
 from tenants.services import oauth_first_party_app_create
 from tests.factories import ALL_DATABASES, PASSWORD
 
@@ -82,6 +83,10 @@ def test_the_complete_pkce_flow_with_refresh_rotation_and_reuse_detection(live_s
     assert me.json()["client"]["slug"] == client_a.slug
 
     first_refresh = token["refresh_token"]
+    with dangerously_bypass_rls():
+        stored = list(OAuthRefreshToken.objects.filter(user=admin_a).values_list("token", "token_checksum"))
+    assert stored == [("", hashlib.sha256(first_refresh.encode()).hexdigest())]
+
     refreshed = session.refresh_token(token_url, refresh_token=first_refresh)
     assert refreshed["refresh_token"] != first_refresh
     assert refreshed["access_token"] != token["access_token"]
