@@ -6,6 +6,7 @@ subprocess with the production environment, never by changing this one.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import secrets
@@ -15,9 +16,13 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import pytest
 from django.conf import settings as django_settings
+from django.core.management import call_command
+from django.db import connections
 from django.test import Client as HttpClient
-from django.test import override_settings
+from django.test import RequestFactory, override_settings
+from django.test.utils import CaptureQueriesContext
 
+from tenants.oauth import first_party_origin_allowed
 from tests.factories import ALL_DATABASES
 
 SETTINGS_AS_JSON = """
@@ -185,3 +190,24 @@ def test_a_browser_on_a_configured_origin_may_read_the_rate_limit_headers():
     assert response["Access-Control-Allow-Origin"] == ALLOWED_ORIGIN
     exposed = {name.strip().lower() for name in response["Access-Control-Expose-Headers"].split(",")}
     assert {"ratelimit-policy", "ratelimit-limit", "ratelimit-remaining", "ratelimit-reset", "retry-after"} <= exposed
+
+
+FRONT_END_ORIGIN = "https://front.example.test"
+
+
+@pytest.mark.django_db(databases=ALL_DATABASES, transaction=True)
+def test_a_first_party_apps_allowed_origin_gets_cors_on_the_api_and_nowhere_else():
+    call_command(
+        "create_oauth_app", "--name", "Web", "--redirect-uri", f"{FRONT_END_ORIGIN}/callback",
+        "--allowed-origin", FRONT_END_ORIGIN, stdout=io.StringIO(),
+    )
+    for path in ("/api/v1/me/", "/oauth/token/"):
+        assert HttpClient().get(path, HTTP_ORIGIN=FRONT_END_ORIGIN)["Access-Control-Allow-Origin"] == FRONT_END_ORIGIN
+    for path in ("/admin/login/", "/accounts/login/", "/healthz"):
+        assert "Access-Control-Allow-Origin" not in HttpClient().get(path, HTTP_ORIGIN=FRONT_END_ORIGIN), path
+
+    # Outside /api and /oauth the hook answers without asking the database.
+    request = RequestFactory().get("/admin/login/", HTTP_ORIGIN=FRONT_END_ORIGIN)
+    with CaptureQueriesContext(connections["app"]) as queries:
+        assert first_party_origin_allowed(sender=None, request=request) is False
+    assert len(queries) == 0
