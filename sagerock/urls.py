@@ -2,9 +2,9 @@ from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from oauth2_provider import views as oauth_views
 
+from sagerock.api.schema import DocsView, SchemaView
 from sagerock.health import healthz
 from tenants import oauth
 
@@ -22,8 +22,8 @@ urlpatterns = [
     path("oauth/", include((oauth_patterns, "oauth2_provider"), namespace="oauth2_provider")),
     path("api/v1/", include("tenants.api.urls")),
     path("api/v1/", include("vault.api.urls")),
-    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("api/schema/", SchemaView.as_view(), name="schema"),
+    path("api/docs/", DocsView.as_view(url_name="schema"), name="api-docs"),
 ]
 
 if settings.TESTING:

@@ -1,7 +1,10 @@
 """OpenAPI additions: the OAuth 2.0 security scheme of our Bearer
-authentication, and the error shape on every operation."""
+authentication, the error shape on every operation, and the schema and docs
+views, whose errors are JSON like every other API error."""
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.renderers import JSONRenderer
 
 ERROR_COMPONENT = {
     "type": "object",
@@ -66,3 +69,22 @@ def add_error_responses(result, generator, request, public):
             for status_code, description in ERROR_RESPONSES.items():
                 responses.setdefault(status_code, {"description": description, "content": reference})
     return result
+
+
+class JsonErrorsMixin:
+    """Render errors (405 and the like) as JSON in the one error shape, not
+    with the YAML or HTML renderer the view uses for its success answer."""
+
+    def handle_exception(self, exc):
+        response = super().handle_exception(exc)
+        self.request.accepted_renderer = JSONRenderer()
+        self.request.accepted_media_type = JSONRenderer.media_type
+        return response
+
+
+class SchemaView(JsonErrorsMixin, SpectacularAPIView):
+    pass
+
+
+class DocsView(JsonErrorsMixin, SpectacularSwaggerView):
+    pass

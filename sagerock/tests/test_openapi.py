@@ -68,3 +68,11 @@ def test_interactive_docs_are_served_with_local_assets():
     html = page.content.decode()
     assert "swagger-ui" in html
     assert "cdn.jsdelivr.net" not in html and "unpkg.com" not in html
+
+
+@pytest.mark.parametrize("path", ["/api/schema/", "/api/docs/"])
+def test_a_wrong_method_on_the_schema_and_the_docs_gets_405_as_json_in_the_error_shape(path):
+    response = HttpClient().post(path)
+    assert response.status_code == 405
+    assert response["Content-Type"] == "application/json"
+    assert response.json() == {"code": "method_not_allowed", "detail": 'Method "POST" not allowed.', "fields": {}}
