@@ -178,9 +178,14 @@ if TESTING:
     PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/api/docs/"
-# Sessions live in Redis, not in a table: the runtime database roles must not
-# be able to read (and so replay) another user's session key.
-SESSION_ENGINE = "django.contrib.sessions.backends.cache"
+# Sessions (admin, the OAuth login step) live in a signed cookie: not in a
+# table, where the runtime database roles could read (and so replay) another
+# user's session key, and not in Redis, whose outage would stop sign-in
+# (Django's cached_db still raises then). The price: a copied cookie outlives
+# a logout until SESSION_COOKIE_AGE; deactivating the account, suspending its
+# client or changing its password ends it at once (every request re-reads
+# the account).
+SESSION_ENGINE = "django.contrib.sessions.backends.signed_cookies"
 SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=8 * 3600)
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"

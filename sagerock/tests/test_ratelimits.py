@@ -31,7 +31,7 @@ from django.test import RequestFactory, override_settings
 from django_ratelimit.core import _get_window
 
 from sagerock.ratelimits import client_ip
-from tests.factories import ALL_DATABASES
+from tests.factories import ALL_DATABASES, PASSWORD, make_api_application
 
 WEBHOOK = "/test-only/ratelimit/webhook/"
 CONTACT_UPSERT = "/test-only/ratelimit/contact-upsert/"
@@ -231,9 +231,8 @@ def test_the_login_page_itself_is_not_limited(settings):
 # --- the cache failing --------------------------------------------------------------
 
 
-@pytest.mark.django_db(databases=["default", "app"])
-def test_with_redis_down_limited_endpoints_keep_serving_log_an_error_and_healthz_reports_it(settings, tmp_path, caplog):
-    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "webhook": (2, WINDOW)}
+@pytest.fixture
+def redis_down(settings, tmp_path):
     settings.CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
@@ -241,6 +240,11 @@ def test_with_redis_down_limited_endpoints_keep_serving_log_an_error_and_healthz
             "OPTIONS": {"socket_connect_timeout": 0.2, "socket_timeout": 0.2},
         }
     }
+
+
+@pytest.mark.django_db(databases=["default", "app"])
+def test_with_redis_down_limited_endpoints_keep_serving_log_an_error_and_healthz_reports_it(settings, redis_down, caplog):
+    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "webhook": (2, WINDOW)}
     caplog.set_level("ERROR", logger="sagerock.ratelimits")
     for _ in range(4):
         response = HttpClient().post(WEBHOOK, REMOTE_ADDR="203.0.113.40")
@@ -253,6 +257,23 @@ def test_with_redis_down_limited_endpoints_keep_serving_log_an_error_and_healthz
     health = HttpClient().get("/healthz")
     assert health.status_code == 503
     assert health.json()["checks"]["redis"] == "failed"
+
+
+@pytest.mark.django_db(databases=ALL_DATABASES, transaction=True)
+def test_with_redis_down_sign_in_the_token_endpoint_and_the_api_keep_working(redis_down, staff_admin, client_a):
+    browser = HttpClient()
+    signed_in = browser.post("/accounts/login/", {"username": staff_admin.email, "password": PASSWORD})
+    assert signed_in.status_code == 302, signed_in.status_code
+    assert browser.get("/admin/").status_code == 200
+
+    application, secret = make_api_application(client_a)
+    issued = HttpClient().post(
+        "/oauth/token/",
+        {"grant_type": "client_credentials", "client_id": application.client_id, "client_secret": secret},
+    )
+    assert issued.status_code == 200, issued.content
+    me = HttpClient().get("/api/v1/me/", HTTP_AUTHORIZATION=f"Bearer {issued.json()['access_token']}")
+    assert me.status_code == 200 and me.json()["kind"] == "application"
 
 
 class CounterEvictingCache(LocMemCache):
