@@ -43,7 +43,7 @@ def encrypt(plaintext: bytes, *, aad: bytes | None, key: bytes | None = None) ->
     return f"{_b64(iv)}:{_b64(sealed[:-TAG_BYTES])}:{_b64(sealed[-TAG_BYTES:])}"
 
 
-def split(stored: str) -> tuple[bytes, bytes, bytes]:
+def split(stored: str, *, iv_lengths: tuple[int, ...] = (IV_BYTES,)) -> tuple[bytes, bytes, bytes]:
     parts = stored.split(":") if isinstance(stored, str) else []
     if len(parts) != 3:
         raise DecryptionError("not a vault value (expected iv:ciphertext:tag)")
@@ -56,18 +56,25 @@ def split(stored: str) -> tuple[bytes, bytes, bytes]:
     # is accepted, which makes every changed character of the stored string fail.
     if [_b64(iv), _b64(ciphertext), _b64(tag)] != parts:
         raise DecryptionError("not a vault value (a part is not canonical standard base64)")
-    if len(iv) != IV_BYTES or len(tag) != TAG_BYTES:
-        raise DecryptionError("not a vault value (IV must be 12 bytes and tag 16)")
+    if len(iv) not in iv_lengths or len(tag) != TAG_BYTES:
+        ivs = " or ".join(str(n) for n in iv_lengths)
+        raise DecryptionError(f"not a vault value (IV must be {ivs} bytes and tag {TAG_BYTES})")
     return iv, ciphertext, tag
 
 
-def decrypt(stored: str, *, aad: bytes | None, ring: Keyring | None = None) -> bytes:
-    return decrypt_with_index(stored, aad=aad, ring=ring)[0]
+def decrypt(
+    stored: str, *, aad: bytes | None, ring: Keyring | None = None, iv_lengths: tuple[int, ...] = (IV_BYTES,)
+) -> bytes:
+    return decrypt_with_index(stored, aad=aad, ring=ring, iv_lengths=iv_lengths)[0]
 
 
-def decrypt_with_index(stored: str, *, aad: bytes | None, ring: Keyring | None = None) -> tuple[bytes, int]:
-    """Plaintext and the position of the key that opened it (0 = primary)."""
-    iv, ciphertext, tag = split(stored)
+def decrypt_with_index(
+    stored: str, *, aad: bytes | None, ring: Keyring | None = None, iv_lengths: tuple[int, ...] = (IV_BYTES,)
+) -> tuple[bytes, int]:
+    """Plaintext and the position of the key that opened it (0 = primary).
+    `iv_lengths` widens the accepted IV sizes for foreign values only (the
+    legacy import); the vault's own values are always 12 bytes."""
+    iv, ciphertext, tag = split(stored, iv_lengths=iv_lengths)
     ring = ring or keyring()
     for index, cipher in enumerate(ring.ciphers):
         try:

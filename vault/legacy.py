@@ -3,6 +3,10 @@
 It stored credentials as base64(iv):base64(ciphertext):base64(tag) with
 Node's `aes-256-gcm` and no associated data. We open them with the legacy key
 and store them again through credential_set, which binds them to their row.
+
+Its IV length is not documented, and Node code often uses
+`crypto.randomBytes(16)` for GCM, which Node accepts: legacy values may carry
+a 12- or a 16-byte IV. Values we write always have 12.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from vault.models import Provider
 from vault.services import SECRET_FIELDS, normalize_secret
 
 COLUMNS = ("client_slug", "provider", "label", "value")
+LEGACY_IV_LENGTHS = (crypto.IV_BYTES, 16)
 
 
 class LegacyImportError(Exception):
@@ -72,7 +77,7 @@ def read_rows(handle, *, key: bytes) -> list[LegacyRow]:
             raise LegacyImportError(f"line {line}: {slug}/{provider}/{label} appears twice")
         seen.add((slug, provider, label))
         try:
-            plaintext = crypto.decrypt(record["value"].strip(), aad=None, ring=ring).decode("utf-8")
+            plaintext = crypto.decrypt(record["value"].strip(), aad=None, ring=ring, iv_lengths=LEGACY_IV_LENGTHS).decode("utf-8")
         except (crypto.DecryptionError, UnicodeDecodeError):
             raise LegacyImportError(f"line {line}: the value does not open with the legacy key") from None
         secret = plaintext

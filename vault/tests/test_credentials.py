@@ -327,7 +327,7 @@ NODE_ENCRYPT = """
 const crypto = require('crypto');
 const key = Buffer.from(process.env.LEGACY_KEY_B64, 'base64');
 for (const plaintext of JSON.parse(process.argv[1])) {
-  const iv = crypto.randomBytes(12);
+  const iv = crypto.randomBytes(Number(process.env.IV_BYTES));
   const cipher = crypto.createCipheriv('aes-256-gcm', key, iv);
   const ciphertext = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
   const tag = cipher.getAuthTag();
@@ -336,19 +336,23 @@ for (const plaintext of JSON.parse(process.argv[1])) {
 """
 
 
-def node_encrypt(key_b64: str, plaintexts: list[str]) -> list[str]:
+def node_encrypt(key_b64: str, plaintexts: list[str], *, iv_bytes: int = 12) -> list[str]:
     result = subprocess.run(
         ["node", "-e", NODE_ENCRYPT, json.dumps(plaintexts)],
-        env={"LEGACY_KEY_B64": key_b64, "PATH": "/usr/bin:/bin:/usr/local/bin"},
+        env={"LEGACY_KEY_B64": key_b64, "IV_BYTES": str(iv_bytes), "PATH": "/usr/bin:/bin:/usr/local/bin"},
         capture_output=True, text=True, check=True, timeout=30,
     )
     return result.stdout.split()
 
 
-def test_values_encrypted_by_nodes_crypto_are_imported_and_rebound_to_their_rows(vault_key, tmp_path, monkeypatch):
+@pytest.mark.parametrize("iv_bytes", [12, 16])
+def test_values_encrypted_by_nodes_crypto_are_imported_and_rebound_to_their_rows(
+    vault_key, tmp_path, monkeypatch, iv_bytes
+):
     legacy_key = new_key()
     acme = make_client(slug="acme")
-    sendgrid_value, salesforce_value = node_encrypt(legacy_key, [SENDGRID_KEY, json.dumps(SALESFORCE)])
+    sendgrid_value, salesforce_value = node_encrypt(legacy_key, [SENDGRID_KEY, json.dumps(SALESFORCE)], iv_bytes=iv_bytes)
+    assert len(base64.b64decode(sendgrid_value.split(":")[0])) == iv_bytes
     csv_path = tmp_path / "legacy.csv"
     csv_path.write_text(
         "client_slug,provider,label,value\n"
@@ -364,6 +368,7 @@ def test_values_encrypted_by_nodes_crypto_are_imported_and_rebound_to_their_rows
     assert by_provider["salesforce"].secret.reveal() == SALESFORCE
     assert all(c.client_id == acme.pk for c in by_provider.values())
     stored = by_provider["sendgrid"].secret.sealed
+    assert len(base64.b64decode(stored.split(":")[0])) == 12  # stored again in our own format
     with pytest.raises(crypto.DecryptionError):
         crypto.decrypt(stored, aad=None)  # re-encrypted with associated data
 
@@ -381,6 +386,10 @@ def test_a_bad_legacy_row_imports_nothing_and_names_the_line(vault_key, tmp_path
     assert all_credentials() == []
     csv_path.write_text(f"client_slug,provider,label,value\nnobody,sendgrid,a,{good}\n")
     with pytest.raises(CommandError, match="line 2: no client with slug 'nobody'"):
+        call_command("vault_import_legacy", str(csv_path), stdout=io.StringIO())
+    odd_iv, = node_encrypt(legacy_key, [SENDGRID_KEY], iv_bytes=24)
+    csv_path.write_text(f"client_slug,provider,label,value\nacme,sendgrid,a,{odd_iv}\n")
+    with pytest.raises(CommandError, match="line 2: the value does not open with the legacy key"):
         call_command("vault_import_legacy", str(csv_path), stdout=io.StringIO())
     monkeypatch.setenv("LEGACY_VAULT_KEY", "too-short")
     with pytest.raises(CommandError, match="LEGACY_VAULT_KEY is neither 64 hex characters nor standard base64"):

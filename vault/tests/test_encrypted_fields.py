@@ -91,6 +91,18 @@ def test_changing_any_character_of_the_stored_string_gives_a_clear_error(vault_k
     assert crypto.decrypt(stored, aad=aad) == PLAINTEXT.encode()
 
 
+def test_a_value_of_ours_with_a_16_byte_iv_is_refused_though_the_legacy_import_takes_one(vault_key):
+    """AES-GCM opens other nonce sizes; the vault's own format is exactly 12."""
+    note = make_note(make_client())
+    aad = ProbeSecretNote._meta.get_field("secret").associated_data(note)
+    iv = bytes(16)
+    sealed = AESGCM(base64.b64decode(vault_key)).encrypt(iv, PLAINTEXT.encode(), aad)
+    value = ":".join(base64.b64encode(p).decode() for p in (iv, sealed[:-16], sealed[-16:]))
+    with pytest.raises(crypto.DecryptionError, match="IV must be 12 bytes and tag 16"):
+        crypto.decrypt(value, aad=aad)
+    assert crypto.decrypt(value, aad=aad, iv_lengths=(12, 16)) == PLAINTEXT.encode()
+
+
 def test_a_value_swapped_into_another_row_or_client_does_not_open(vault_key):
     client_a, client_b = make_client(), make_client()
     a1, a2, b1 = make_note(client_a, "alpha-one"), make_note(client_a, "alpha-two"), make_note(client_b, "bravo-one")
