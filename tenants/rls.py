@@ -105,6 +105,16 @@ GLOBAL_UNIQUE: dict[tuple[str, str], str] = {
 RUNTIME_ALIASES = ("app", "staff")
 FORBIDDEN_TABLE_PRIVILEGES = ("TRUNCATE", "REFERENCES", "TRIGGER")
 
+# Tables where a runtime role has only some of SELECT/INSERT/UPDATE/DELETE
+# (tenants migration 0009): (table, alias) -> the table privileges it may
+# hold, and the columns it may UPDATE without table-wide UPDATE.
+NARROW_GRANTS: dict[tuple[str, str], tuple[set[str], set[str]]] = {
+    ("tenants_auditevent", "app"): ({"SELECT", "INSERT"}, set()),
+    ("tenants_client", "app"): ({"SELECT"}, {"name"}),
+    ("django_admin_log", "app"): (set(), set()),
+    ("django_admin_log", "staff"): ({"SELECT"}, set()),
+}
+
 
 @dataclass(frozen=True)
 class Problem:
@@ -274,6 +284,34 @@ def find_problems(using: str = "app") -> list[Problem]:
     problems.extend(_function_problems(using))
     problems.extend(_trigger_problems(using, {name for _, name, *_ in tables}))
     problems.extend(_reference_problems(using, tenant_tables))
+    problems.extend(_narrow_grant_problems(using))
+    return problems
+
+
+def _narrow_grant_problems(using: str) -> list[Problem]:
+    roles = _roles()
+    problems = []
+    with connections[using].cursor() as cursor:
+        for (table, alias), (allowed, update_columns) in NARROW_GRANTS.items():
+            cursor.execute("SELECT to_regclass(%s) IS NOT NULL", [table])
+            if not cursor.fetchone()[0]:
+                continue
+            for privilege in ("SELECT", "INSERT", "UPDATE", "DELETE"):
+                cursor.execute("SELECT has_table_privilege(%s, %s, %s)", [roles[alias], table, privilege])
+                if cursor.fetchone()[0] and privilege not in allowed:
+                    shown = ", ".join(sorted(allowed)) or "nothing"
+                    problems.append(Problem(table, f"{roles[alias]} has {privilege} (allowed: {shown})"))
+            cursor.execute(
+                """
+                SELECT a.attname FROM pg_attribute a
+                WHERE a.attrelid = %s::regclass AND a.attnum > 0 AND NOT a.attisdropped
+                  AND has_column_privilege(%s, a.attrelid, a.attnum, 'UPDATE') ORDER BY 1
+                """,
+                [table, roles[alias]],
+            )
+            extra = [column for (column,) in cursor.fetchall() if column not in update_columns]
+            if extra and "UPDATE" not in allowed:
+                problems.append(Problem(table, f"{roles[alias]} may UPDATE {', '.join(extra)}"))
     return problems
 
 

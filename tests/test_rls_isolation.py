@@ -271,3 +271,21 @@ def test_a_token_of_client_a_cannot_name_client_bs_application(two_clients):
             else:
                 with pytest.raises(DatabaseError, match="is not an application of this client"):
                     attempt()
+
+
+def test_the_app_role_cannot_rewrite_its_audit_log_or_its_clients_status(two_clients):
+    a, _ = two_clients
+    for statement in (
+        "UPDATE tenants_auditevent SET action = 'nothing.happened'",
+        "DELETE FROM tenants_auditevent",
+        "UPDATE tenants_client SET status = 'active', products = '{}'",
+        "SELECT count(*) FROM django_admin_log",
+    ):
+        with pytest.raises(DatabaseError, match="permission denied"):
+            with transaction.atomic(using="app"), connections["app"].cursor() as cursor:
+                apply_client_setting(connections["app"], a.pk)
+                cursor.execute(statement)
+    with transaction.atomic(using="app"), connections["app"].cursor() as cursor:
+        apply_client_setting(connections["app"], a.pk)
+        cursor.execute("UPDATE tenants_client SET name = 'Alpha renamed'")
+        assert cursor.rowcount == 1

@@ -176,3 +176,12 @@ def test_check_rls_reports_privileges_that_open_a_side_channel(owner_sql, grant,
     database = connections["default"].settings_dict["NAME"]
     owner_sql(grant.format(db=f'"{database}"'), revoke.format(db=f'"{database}"'))
     assert problem in [p.problem for p in find_problems() if p.table == problem_table]
+
+
+def test_check_rls_reports_a_runtime_role_that_may_rewrite_the_audit_log_or_its_clients_status(owner_sql):
+    owner_sql("GRANT DELETE ON tenants_auditevent TO sagerock_app", "REVOKE DELETE ON tenants_auditevent FROM sagerock_app")
+    owner_sql(
+        "GRANT UPDATE (status) ON tenants_client TO sagerock_app", "REVOKE UPDATE (status) ON tenants_client FROM sagerock_app"
+    )
+    assert "sagerock_app has DELETE (allowed: INSERT, SELECT)" in problems_for("tenants_auditevent")
+    assert "sagerock_app may UPDATE status" in problems_for("tenants_client")
