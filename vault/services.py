@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from urllib.parse import urlparse
 
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -49,6 +50,11 @@ MAX_SECRET_LENGTH = 4096
 # be most of the secret. Real provider keys are far longer.
 MIN_FINGERPRINTED_LENGTH = 16
 SALESFORCE_LOGIN_HOSTS = {"login.salesforce.com", "test.salesforce.com"}
+# Instance URLs are hosts under salesforce.com: My Domain
+# (acme.my.salesforce.com), sandboxes (acme--uat.sandbox.my.salesforce.com)
+# and classic instances (na1.salesforce.com). Anything else could receive the
+# access token that the Salesforce gateway sends there.
+SALESFORCE_INSTANCE_HOST = re.compile(r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+salesforce\.com")
 
 
 def _validate_provider(provider: str) -> Provider:
@@ -84,11 +90,31 @@ def normalize_secret(provider: Provider, secret) -> dict:
 
 def _https_url(value, name: str, *, hosts: set[str] | None = None) -> str:
     parsed = urlparse(value if isinstance(value, str) else "")
-    if parsed.scheme != "https" or not parsed.hostname:
+    # User info or a port would let `https://evil.example\@login.salesforce.com`
+    # pass for a Salesforce host here and reach another one in an HTTP client.
+    if parsed.scheme != "https" or not parsed.hostname or parsed.netloc.lower() != parsed.hostname:
         raise ValidationError({"settings": f"{name} must be an https:// URL."})
     if hosts is not None and parsed.hostname not in hosts:
         raise ValidationError({"settings": f"{name} must be one of: {', '.join(sorted(hosts))}."})
     return value.rstrip("/")
+
+
+def _salesforce_instance_url(value) -> str:
+    """`https://<host>` for a host under salesforce.com, nothing else: no
+    user info, port, path, query or fragment that could redirect the token."""
+    parsed = urlparse(value.strip() if isinstance(value, str) else "")
+    host = (parsed.hostname or "").lower()
+    if (
+        parsed.scheme != "https"
+        or parsed.netloc.lower() != host
+        or parsed.path not in ("", "/")
+        or parsed.params or parsed.query or parsed.fragment
+        or not SALESFORCE_INSTANCE_HOST.fullmatch(host)
+    ):
+        raise ValidationError(
+            {"settings": "instance_url must be your Salesforce instance, https://<domain>.my.salesforce.com."}
+        )
+    return f"https://{host}"
 
 
 def normalize_settings(provider: Provider, settings: dict | None) -> dict:
@@ -113,7 +139,7 @@ def normalize_settings(provider: Provider, settings: dict | None) -> dict:
                 raise ValidationError({"settings": "event_webhook_public_key must be an ECDSA (P-256) key."})
     if provider == Provider.SALESFORCE:
         if "instance_url" in settings:
-            settings["instance_url"] = _https_url(settings["instance_url"], "instance_url")
+            settings["instance_url"] = _salesforce_instance_url(settings["instance_url"])
         if "login_url" in settings:
             settings["login_url"] = _https_url(settings["login_url"], "login_url", hosts=SALESFORCE_LOGIN_HOSTS)
     if provider == Provider.ANTHROPIC and "model" in settings:

@@ -150,6 +150,64 @@ def test_bad_input_is_refused_with_the_field_and_nothing_is_written(vault_key, p
     assert all_credentials() == []
 
 
+@pytest.mark.parametrize(
+    "instance_url, stored",
+    [
+        ("https://acme.my.salesforce.com", "https://acme.my.salesforce.com"),
+        ("https://Acme.My.Salesforce.com/", "https://acme.my.salesforce.com"),
+        ("https://acme--uat.sandbox.my.salesforce.com", "https://acme--uat.sandbox.my.salesforce.com"),
+        ("https://na139.salesforce.com", "https://na139.salesforce.com"),
+    ],
+)
+def test_a_salesforce_instance_url_on_a_salesforce_host_is_accepted(vault_key, instance_url, stored):
+    credential = set_credential(
+        make_client(), provider="salesforce", secret=SALESFORCE, settings={"instance_url": instance_url}
+    )
+    assert credential.settings["instance_url"] == stored
+
+
+@pytest.mark.parametrize(
+    "instance_url",
+    [
+        "https://attacker.example",
+        "https://acme.my.salesforce.com.attacker.example",
+        "https://attacker.example/acme.my.salesforce.com",
+        "https://attacker-salesforce.com",
+        "https://salesforce.com",
+        "https://acme.my.salesforce.com.",
+        "https://attacker.example@acme.my.salesforce.com",
+        "https://attacker.example\\@acme.my.salesforce.com",
+        "https://acme.my.salesforce.com:8443",
+        "https://acme.my.salesforce.com/services/data?next=https://attacker.example",
+        "http://acme.my.salesforce.com",
+        "acme.my.salesforce.com",
+        42,
+    ],
+)
+def test_a_salesforce_instance_url_off_salesforce_is_refused_and_the_old_one_kept(vault_key, instance_url):
+    client = make_client()
+    set_credential(
+        client, provider="salesforce", secret=SALESFORCE, settings={"instance_url": "https://acme.my.salesforce.com"}
+    )
+    with pytest.raises(ValidationError, match="instance_url must be your Salesforce instance"):
+        with tenant_context(client.pk):
+            credential_set(
+                client_id=client.pk, provider="salesforce", secret=None, settings={"instance_url": instance_url},
+                actor="test", reason="test",
+            )
+    assert all_credentials()[0].settings == {"instance_url": "https://acme.my.salesforce.com"}
+
+
+def test_a_salesforce_login_url_with_user_info_or_a_port_is_refused(vault_key):
+    for login_url in ("https://attacker.example\\@login.salesforce.com", "https://login.salesforce.com:8443"):
+        with pytest.raises(ValidationError, match="login_url must be an https:// URL"):
+            set_credential(make_client(), provider="salesforce", secret=SALESFORCE, settings={"login_url": login_url})
+    credential = set_credential(
+        make_client(), provider="salesforce", secret=SALESFORCE, settings={"login_url": "https://test.salesforce.com"}
+    )
+    assert credential.settings["login_url"] == "https://test.salesforce.com"
+
+
 def test_a_real_sendgrid_webhook_key_is_accepted(vault_key):
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
