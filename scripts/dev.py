@@ -306,8 +306,12 @@ def local_env(socket_dir: str | None, redis_url: str | None) -> dict[str, str]:
 
 def own_database_url() -> str | None:
     """The DATABASE_URL the developer set, if any; None means the
-    project-local cluster."""
-    return os.environ.get("DATABASE_URL") or None
+    project-local cluster (also when the URL is the cluster's own, as after
+    sourcing .local/dev.env)."""
+    url = os.environ.get("DATABASE_URL") or None
+    if url is not None and unquote(urlsplit(url).hostname or "") == str(RUN_DIR):
+        return None
+    return url
 
 
 def describe_database(url: str) -> str:
