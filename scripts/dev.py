@@ -290,10 +290,7 @@ def _persistent_secret(name: str, make) -> str:
 def local_env(socket_dir: str | None, redis_url: str | None) -> dict[str, str]:
     env: dict[str, str] = {}
     if socket_dir is not None:
-        from urllib.parse import quote
-
-        host = quote(socket_dir, safe="")
-        env["DATABASE_URL"] = f"postgres://{ROLES['owner']}@{host}:{PG_PORT}/{DB_NAME}"
+        env["DATABASE_URL"] = local_database_url(socket_dir)
     if redis_url is not None:
         env["REDIS_URL"] = redis_url
     env["SECRET_KEY"] = _persistent_secret("django-secret-key", lambda: secrets.token_urlsafe(50))
@@ -309,9 +306,13 @@ def own_database_url() -> str | None:
     project-local cluster (also when the URL is the cluster's own, as after
     sourcing .local/dev.env)."""
     url = os.environ.get("DATABASE_URL") or None
-    if url is not None and unquote(urlsplit(url).hostname or "") == str(RUN_DIR):
-        return None
-    return url
+    return None if url == local_database_url(str(RUN_DIR)) else url
+
+
+def local_database_url(socket_dir: str) -> str:
+    from urllib.parse import quote
+
+    return f"postgres://{ROLES['owner']}@{quote(socket_dir, safe='')}:{PG_PORT}/{DB_NAME}"
 
 
 def describe_database(url: str) -> str:
