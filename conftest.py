@@ -5,7 +5,7 @@ from tests.factories import *  # noqa: F403 - fixtures shared by every app's tes
 
 @pytest.fixture(autouse=True)
 def _clear_cache():
-    """Rate-limit counters and sessions live in Redis; each test starts clean.
+    """Rate-limit counters live in Redis; each test starts clean.
     Only this run's keys are removed (settings give each run its own prefix):
     never FLUSHDB on a Redis that others may share."""
     from django.core.cache import cache

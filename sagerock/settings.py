@@ -181,10 +181,11 @@ LOGIN_REDIRECT_URL = "/api/docs/"
 # Sessions (admin, the OAuth login step) live in a signed cookie: not in a
 # table, where the runtime database roles could read (and so replay) another
 # user's session key, and not in Redis, whose outage would stop sign-in
-# (Django's cached_db still raises then). The price: a copied cookie outlives
-# a logout until SESSION_COOKIE_AGE; deactivating the account, suspending its
-# client or changing its password ends it at once (every request re-reads
-# the account).
+# (Django's cached_db still raises then). A cookie is valid only while the
+# account's session hash matches (tenants.models.User): signing out bumps the
+# account's session epoch, which ends every copy of every session of the
+# account; deactivating it, suspending its client or changing its password
+# ends them too (every request re-reads the account).
 SESSION_ENGINE = "django.contrib.sessions.backends.signed_cookies"
 SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=8 * 3600)
 SESSION_COOKIE_HTTPONLY = True

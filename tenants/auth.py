@@ -34,6 +34,7 @@ from dataclasses import dataclass
 
 from django.contrib.auth.backends import BaseBackend
 from django.db import connections
+from django.db.models import F
 from django.utils import timezone
 
 from tenants.context import APP_ALIAS, SERVICE_ALIAS, STAFF_ALIAS, staff_context, tenant_context
@@ -155,3 +156,13 @@ class TenantAwareBackend(BaseBackend):
 def record_last_login(sender, user, **kwargs) -> None:
     with context_for_user(user):
         User.objects.filter(pk=user.pk).update(last_login=timezone.now())
+
+
+def end_every_session(sender, user, **kwargs) -> None:
+    """On sign-out: sessions are signed cookies, so a copy of one would
+    outlive the logout; bumping the epoch changes the account's session hash
+    and so ends every session of the account, on every device."""
+    if user is None:
+        return
+    with context_for_user(user):
+        User.objects.filter(pk=user.pk).update(session_epoch=F("session_epoch") + 1)

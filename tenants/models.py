@@ -6,6 +6,7 @@ from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
+from django.utils.crypto import salted_hmac
 
 from tenants.context import current_client_id
 
@@ -113,6 +114,9 @@ class User(AbstractBaseUser):
     client = models.ForeignKey(Client, on_delete=models.PROTECT, null=True, blank=True, related_name="users")
     is_active = models.BooleanField(default=True)
     date_joined = models.DateTimeField(default=timezone.now, editable=False)
+    # Part of the session hash: signing out bumps it, which ends every session
+    # of the account, copies of the (signed-cookie) session included.
+    session_epoch = models.PositiveIntegerField(default=0, editable=False)
 
     objects = UserManager()
 
@@ -155,6 +159,14 @@ class User(AbstractBaseUser):
                 type(self).objects.filter(pk=self.pk).update(password=self.password)
 
         return check_password(raw_password, self.password, upgrade_hash)
+
+    def _get_session_auth_hash(self, secret=None) -> str:
+        # Django's hash covers the password hash only; sessions live in signed
+        # cookies (settings), so the epoch is what makes signing out final.
+        return salted_hmac(
+            "django.contrib.auth.models.AbstractBaseUser.get_session_auth_hash",
+            f"{self.password}:{self.session_epoch}", secret=secret, algorithm="sha256",
+        ).hexdigest()
 
     def clean(self) -> None:
         super().clean()

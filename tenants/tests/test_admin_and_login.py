@@ -1,5 +1,6 @@
 import threading
 import time
+from http.cookies import SimpleCookie
 
 import pytest
 from django.contrib.auth import authenticate
@@ -270,3 +271,21 @@ def test_two_super_admins_demoting_each_other_at_once_leave_one(super_admin):
     assert response.status_code == 200
     assert "This is the last active super_admin" in response.content.decode()
     assert (reload(super_admin).role, reload(other).role) == (Role.SUPER_ADMIN, Role.ADMIN)
+
+
+def test_signing_out_ends_every_copy_of_the_session(staff_admin):
+    """Sessions are signed cookies: a copy taken before sign-out must not
+    work after it, and neither may the account's other sessions."""
+    browser = HttpClient()
+    assert browser.post("/accounts/login/", {"username": staff_admin.email, "password": PASSWORD}).status_code == 302
+    copy = HttpClient()
+    copy.cookies = SimpleCookie({name: morsel.value for name, morsel in browser.cookies.items()})
+    assert copy.get("/admin/").status_code == 200
+    other_device = HttpClient()
+    assert other_device.post("/accounts/login/", {"username": staff_admin.email, "password": PASSWORD}).status_code == 302
+
+    assert browser.post("/admin/logout/").status_code == 200
+    assert copy.get("/admin/").status_code == 302  # to the login page
+    assert other_device.get("/admin/").status_code == 302
+    assert browser.post("/accounts/login/", {"username": staff_admin.email, "password": PASSWORD}).status_code == 302
+    assert browser.get("/admin/").status_code == 200
