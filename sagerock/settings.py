@@ -117,6 +117,10 @@ def _database(url_var: str, *, user: str, owner: dict | None = None) -> dict:
     config["CONN_HEALTH_CHECKS"] = True
     options = dict(config.get("OPTIONS") or {})
     options.setdefault("connect_timeout", 5)
+    # Parameters travel apart from the SQL text, so pg_stat_activity (where
+    # sessions of one role see each other's statements) and server logs show
+    # `$1`, never a client's values or a key.
+    options.setdefault("server_side_binding", True)
     if PRODUCTION:
         # Refuse a plaintext connection to the database in production.
         if options.get("sslmode") not in {"require", "verify-ca", "verify-full"}:

@@ -262,3 +262,15 @@ def test_a_process_whose_key_expired_fails_loudly_instead_of_seeing_nothing(two_
     # Clearing the context needs no proof, so it still works.
     with transaction.atomic(using="app"):
         apply_client_setting(connections["app"], None)
+
+
+@pytest.mark.parametrize("alias", ["app", "staff", "default"])
+def test_statement_text_never_holds_the_values(alias):
+    """Sessions of one role see each other's statements in pg_stat_activity
+    (and the server logs statements that fail): parameters are bound on the
+    server, so the text shows `$1`, never a client's value or a key."""
+    marker = "guardian-email@bravo.test"
+    with connections[alias].cursor() as cursor:
+        cursor.execute("SELECT query FROM pg_stat_activity WHERE pid = pg_backend_pid() AND %s <> ''", [marker])
+        (text,) = cursor.fetchone()
+    assert "$1" in text and marker not in text
