@@ -10,12 +10,12 @@ class TenantsConfig(AppConfig):
         from django.contrib.auth.models import update_last_login
 
         from tenants import checks  # noqa: F401  (registers the system checks)
-        from tenants.auth import end_every_session, record_last_login
+        from tenants.auth import end_every_session, record_sign_in
 
         # Django's receiver saves through whatever alias is current; ours
         # writes inside the user's own context.
         signals.user_logged_in.disconnect(update_last_login, dispatch_uid="update_last_login")
-        signals.user_logged_in.connect(record_last_login, dispatch_uid="sagerock_record_last_login")
+        signals.user_logged_in.connect(record_sign_in, dispatch_uid="sagerock_record_sign_in")
         signals.user_logged_out.connect(end_every_session, dispatch_uid="sagerock_end_every_session")
 
         from corsheaders.signals import check_request_enabled

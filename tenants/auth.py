@@ -3,11 +3,10 @@ context exists.
 
 The user table is a tenant table: with no context the app role sees no user
 at all, and it never sees staff. To log someone in we therefore ask the
-database a narrow question through SECURITY DEFINER functions in schema `app`
-(see the `add_auth_lookup` migration):
+database a narrow question through a SECURITY DEFINER function in schema
+`app` (see the `auth_identity_lookup` migration):
 
     app.auth_identity_by_email(email) -> (user_id, client_id, is_staff)
-    app.auth_identity_by_id(user_id)  -> (user_id, client_id, is_staff)
 
 and, for OAuth credentials, whose they are (see `owner_of`):
 
@@ -17,27 +16,34 @@ and, for OAuth credentials, whose they are (see `owner_of`):
     app.oauth_application_owner(client_id)  -> (client_id, is_staff)
 
 They return only who the account or credential belongs to, for one exact
-key, and only for active accounts. The two account lookups run on the
-service connection, the only role allowed to call them: an email or a user id
-is guessable, so SQL injected on the app connection must not be able to ask
-(it could list every client's users). The OAuth lookups stay on the app
-connection; their keys are the credentials themselves. The full row (password hash included) is then read under the
-account's own context: the staff role for staff, the app role with the
-client's id for a client_admin. Nothing else in the code base reads users
-outside a context.
+key, and only for active accounts. The full row (password hash included) is
+then read under the account's own context: the staff role for staff, the app
+role with the client's id for a client_admin. Nothing else in the code base
+reads users outside a context.
+
+A signed-in session needs no lookup at all: at sign-in the session records
+the account's client and staff flag beside its id (sessions are signed
+cookies, so nobody can change them), and each request reads the account in
+that context. There is deliberately no lookup by user id: ids are guessable,
+and SQL injected on the app connection could have listed every client's
+users through it. The email lookup stays callable by the app role, so such
+SQL can still ask whether one given email has an account and whose it is
+(docs/security.md).
 """
 
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 from django.contrib.auth.backends import BaseBackend
 from django.db import connections
 from django.db.models import F
+from django.http import HttpRequest
 from django.utils import timezone
 
-from tenants.context import APP_ALIAS, SERVICE_ALIAS, STAFF_ALIAS, staff_context, tenant_context
+from tenants.context import APP_ALIAS, STAFF_ALIAS, staff_context, tenant_context
 from tenants.models import User
 
 
@@ -48,21 +54,45 @@ class Identity:
     is_staff: bool
 
 
-def _identity(function: str, argument) -> Identity | None:
-    with connections[SERVICE_ALIAS].cursor() as cursor:
-        cursor.execute(f"SELECT user_id, client_id, is_staff FROM app.{function}(%s)", [argument])
+def identity_by_email(email: str) -> Identity | None:
+    if not email or len(email) > 254:
+        return None
+    with connections[APP_ALIAS].cursor() as cursor:
+        cursor.execute("SELECT user_id, client_id, is_staff FROM app.auth_identity_by_email(%s)", [email])
         row = cursor.fetchone()
     return Identity(*row) if row else None
 
 
-def identity_by_email(email: str) -> Identity | None:
-    if not email or len(email) > 254:
+# The signed-in account's client and staff flag, kept in the (signed) session.
+PRINCIPAL_SESSION_KEY = "_sagerock_principal"
+_current_request: ContextVar[HttpRequest | None] = ContextVar("sagerock_current_request", default=None)
+
+
+class CurrentRequestMiddleware:
+    """Lets the backend's `get_user(user_id)`, which Django calls without the
+    request, read the principal from the request's session."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        token = _current_request.set(request)
+        try:
+            return self.get_response(request)
+        finally:
+            _current_request.reset(token)
+
+
+def identity_from_session(user_id) -> Identity | None:
+    request = _current_request.get()
+    principal = request.session.get(PRINCIPAL_SESSION_KEY) if request is not None else None
+    if not isinstance(principal, list) or len(principal) != 2:
         return None
-    return _identity("auth_identity_by_email", email)
-
-
-def identity_by_id(user_id: int) -> Identity | None:
-    return _identity("auth_identity_by_id", int(user_id))
+    client_id, is_staff = principal
+    try:
+        return Identity(int(user_id), None if client_id is None else int(client_id), bool(is_staff))
+    except (TypeError, ValueError):
+        return None
 
 
 @dataclass(frozen=True)
@@ -146,14 +176,14 @@ class TenantAwareBackend(BaseBackend):
         return user
 
     def get_user(self, user_id):
-        try:
-            identity = identity_by_id(int(user_id))
-        except (TypeError, ValueError):
-            return None
+        # Django then checks the session hash against the account it loaded.
+        identity = identity_from_session(user_id)
         return load_user(identity) if identity else None
 
 
-def record_last_login(sender, user, **kwargs) -> None:
+def record_sign_in(sender, request, user, **kwargs) -> None:
+    if request is not None and hasattr(request, "session"):
+        request.session[PRINCIPAL_SESSION_KEY] = [user.client_id, user.is_staff]
     with context_for_user(user):
         User.objects.filter(pk=user.pk).update(last_login=timezone.now())
 

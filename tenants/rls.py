@@ -449,9 +449,6 @@ FUNCTION_EXECUTORS: dict[str, set[str]] = {
     # Trigger functions: they run for whoever writes the table, never called.
     "guard_task_queue": set(),
     "same_client_application": set(),
-    # Guessable keys: only the service connection may ask (tenants/auth.py).
-    "auth_identity_by_email": {"service"},
-    "auth_identity_by_id": {"service"},
 }
 FIXED_SEARCH_PATH = "search_path=pg_catalog, pg_temp"
 DEFAULT_EXECUTORS = {"app", "staff"}

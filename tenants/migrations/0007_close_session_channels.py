@@ -8,9 +8,10 @@ learn, across clients.
   No role may create temporary objects in this database (PUBLIC has the
   privilege by default; `check_rls` verifies nobody does).
 - The login lookups: `app.auth_identity_by_email/by_id` answer for any email
-  or id, so the app role could enumerate every client's users. Only the
-  service connection calls them now (tenants/auth.py); the app and staff
-  connections, where request SQL runs, cannot.
+  or id, so the app role could enumerate every client's users. This moved
+  them to the service role; migration 0011 then removed the lookup by id and
+  gave the email lookup back to the app role (no web request may use the
+  service role).
 - `app.current_client_id()` binds its proof to the backend pid, which a
   parallel worker does not share: it is PARALLEL RESTRICTED, so it runs in
   the leader and the rest of a plan may still run in parallel.
