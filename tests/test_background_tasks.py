@@ -3,10 +3,12 @@ the database worker and runs in that client's context only."""
 
 import io
 import json
+from datetime import timedelta
 
 import pytest
 from django.core.management import call_command
 from django.db import DatabaseError, connections
+from django.utils import timezone
 
 from tenants.context import dangerously_bypass_rls, staff_context, tenant_context
 from tests.factories import ALL_DATABASES, make_client
@@ -172,3 +174,21 @@ def test_the_client_keyword_is_reserved():
     a = make_client()
     with tenant_context(a.pk), pytest.raises(TypeError, match="reserved"):
         rename_notes.enqueue(a.pk, "x", tenant_client_id=a.pk)
+
+
+def test_pruning_removes_old_finished_results_of_every_client():
+    """The queue is a tenant table: the pruning command runs as the service
+    role, or it would see no client's rows."""
+    from django_tasks_db.models import DBTaskResult
+
+    a, b = make_client(), make_client()
+    for client in (a, b):
+        with tenant_context(client.pk):
+            rename_notes.enqueue(client.pk, "x")
+    run_worker()
+    with dangerously_bypass_rls():
+        DBTaskResult.objects.update(finished_at=timezone.now() - timedelta(days=30))
+    out = io.StringIO()
+    call_command("prune_db_task_results", "--min-age-days", "1", stdout=out)
+    with dangerously_bypass_rls():
+        assert DBTaskResult.objects.count() == 0
