@@ -23,10 +23,11 @@ def tenant_predicate(key_column: str) -> str:
 
 
 def shared_predicate(key_column: str) -> str:
-    return f"({tenant_predicate(key_column)} OR ({_q(key_column)} IS NULL))"
+    return f"({_q(key_column)} IS NULL)"
 
 
 APP_POLICY = "tenant_isolation"
+SHARED_READ_POLICY = "shared_read"
 STAFF_POLICY = "staff_all_clients"
 AUTH_LOOKUP_POLICY = "auth_lookup"
 RUNTIME_TABLE_PRIVILEGES = "SELECT, INSERT, UPDATE, DELETE"
@@ -66,9 +67,9 @@ class EnableTenantRLS(_SQLOperation):
     whose rows are keyed by `id`, and OAuth applications (`tenant_id`, as
     `client_id` there is the OAuth identifier).
 
-    `shared_when_null` lets the app role read (never write) rows whose key is
-    NULL: first-party OAuth applications that every client's users sign in
-    through.
+    `shared_when_null` adds a SELECT-only policy that lets the app role read
+    (never write, update or delete) rows whose key is NULL: first-party OAuth
+    applications that every client's users sign in through.
     """
 
     def __init__(self, model_name: str, key_column: str = "client_id", shared_when_null: bool = False):
@@ -94,15 +95,21 @@ class EnableTenantRLS(_SQLOperation):
     def forwards_sql(self, table):
         t = _q(table)
         predicate = tenant_predicate(self.key_column)
-        visible = shared_predicate(self.key_column) if self.shared_when_null else predicate
         statements = [
             f"ALTER TABLE {t} ENABLE ROW LEVEL SECURITY",
             f"ALTER TABLE {t} FORCE ROW LEVEL SECURITY",
             f"CREATE POLICY {APP_POLICY} ON {t} AS PERMISSIVE FOR ALL TO {role('app')} "
-            f"USING {visible} WITH CHECK {predicate}",
+            f"USING {predicate} WITH CHECK {predicate}",
             f"CREATE POLICY {STAFF_POLICY} ON {t} AS PERMISSIVE FOR ALL TO {role('staff')} "
             f"USING (true) WITH CHECK (true)",
         ]
+        if self.shared_when_null:
+            # SELECT only: a policy FOR ALL would also let the app role
+            # UPDATE or DELETE the shared rows (its USING governs those too).
+            statements.append(
+                f"CREATE POLICY {SHARED_READ_POLICY} ON {t} AS PERMISSIVE FOR SELECT TO {role('app')} "
+                f"USING {shared_predicate(self.key_column)}"
+            )
         if self.key_column != "id":
             statements.append(f"ALTER TABLE {t} ADD CONSTRAINT {_q(table + '_tenant_key')} UNIQUE ({_q(self.key_column)}, id)")
         return statements
@@ -113,6 +120,7 @@ class EnableTenantRLS(_SQLOperation):
         if self.key_column != "id":
             statements.append(f"ALTER TABLE {t} DROP CONSTRAINT IF EXISTS {_q(table + '_tenant_key')}")
         return statements + [
+            f"DROP POLICY IF EXISTS {SHARED_READ_POLICY} ON {t}",
             f"DROP POLICY IF EXISTS {STAFF_POLICY} ON {t}",
             f"DROP POLICY IF EXISTS {APP_POLICY} ON {t}",
             f"ALTER TABLE {t} NO FORCE ROW LEVEL SECURITY",

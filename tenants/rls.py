@@ -17,7 +17,14 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.db import connections
 
-from tenants.operations import APP_POLICY, AUTH_LOOKUP_POLICY, STAFF_POLICY, shared_predicate, tenant_predicate
+from tenants.operations import (
+    APP_POLICY,
+    AUTH_LOOKUP_POLICY,
+    SHARED_READ_POLICY,
+    STAFF_POLICY,
+    shared_predicate,
+    tenant_predicate,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -403,7 +410,6 @@ def _trigger_problems(using: str, table_names: set[str]) -> list[Problem]:
 def _policy_problems(table: str, key: str, table_policies: list[tuple], roles: dict[str, str]) -> list[Problem]:
     problems = []
     expected_predicate = _deparsed(tenant_predicate(key))
-    expected_visible = _deparsed(shared_predicate(key)) if table in SHARED_WHEN_NULL else expected_predicate
     seen = set()
     for name, permissive, policy_roles, command, qual, with_check in table_policies:
         policy_roles = set(policy_roles)
@@ -412,8 +418,17 @@ def _policy_problems(table: str, key: str, table_policies: list[tuple], roles: d
                 permissive == "PERMISSIVE"
                 and policy_roles == {roles["app"]}
                 and command == "ALL"
-                and _normalize(qual) == expected_visible
+                and _normalize(qual) == expected_predicate
                 and _normalize(with_check) == expected_predicate
+            )
+        elif name == SHARED_READ_POLICY and table in SHARED_WHEN_NULL:
+            # Read-only: the shared rows must never be writable by a client.
+            ok = (
+                permissive == "PERMISSIVE"
+                and policy_roles == {roles["app"]}
+                and command == "SELECT"
+                and _normalize(qual) == _normalize(shared_predicate(key))
+                and with_check is None
             )
         elif name == STAFF_POLICY:
             ok = (
@@ -437,7 +452,8 @@ def _policy_problems(table: str, key: str, table_policies: list[tuple], roles: d
         if not ok:
             shape = f"{command} to {', '.join(sorted(policy_roles))} using {qual} with check {with_check}"
             problems.append(Problem(table, f"policy {name} has another shape: {shape}"))
-    for required in (APP_POLICY, STAFF_POLICY):
+    required_policies = (APP_POLICY, STAFF_POLICY) + ((SHARED_READ_POLICY,) if table in SHARED_WHEN_NULL else ())
+    for required in required_policies:
         if required not in seen and not any(p.problem.startswith(f"policy {required}") for p in problems):
             problems.append(Problem(table, f"missing policy {required}"))
     return problems

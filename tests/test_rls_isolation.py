@@ -289,3 +289,19 @@ def test_the_app_role_cannot_rewrite_its_audit_log_or_its_clients_status(two_cli
         apply_client_setting(connections["app"], a.pk)
         cursor.execute("UPDATE tenants_client SET name = 'Alpha renamed'")
         assert cursor.rowcount == 1
+
+
+def test_the_app_role_reads_first_party_applications_but_cannot_change_or_delete_them(two_clients):
+    """Every client's users sign in through the first-party application, so a
+    client that could rewrite or delete it would break sign-in for all."""
+    a, _ = two_clients
+    with transaction.atomic(using="app"), connections["app"].cursor() as cursor:
+        apply_client_setting(connections["app"], a.pk)
+        cursor.execute("SELECT count(*) FROM tenants_oauthapplication WHERE tenant_id IS NULL")
+        assert cursor.fetchone()[0] >= 1
+        cursor.execute("UPDATE tenants_oauthapplication SET redirect_uris = 'https://evil.example/cb' WHERE tenant_id IS NULL")
+        assert cursor.rowcount == 0
+        cursor.execute("DELETE FROM tenants_oauthapplication WHERE tenant_id IS NULL")
+        assert cursor.rowcount == 0
+        cursor.execute("UPDATE tenants_oauthapplication SET tenant_id = %s WHERE tenant_id IS NULL", [a.pk])
+        assert cursor.rowcount == 0
