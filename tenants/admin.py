@@ -6,7 +6,18 @@ from django.core.exceptions import PermissionDenied, ValidationError
 
 from sagerock.admin_site import AuditedModelAdmin
 from sagerock.ratelimits import client_ip
-from tenants.models import STAFF_ROLES, AuditEvent, Client, Role, User
+from tenants.models import (
+    STAFF_ROLES,
+    AuditEvent,
+    Client,
+    OAuthAccessToken,
+    OAuthApplication,
+    OAuthGrant,
+    OAuthIDToken,
+    OAuthRefreshToken,
+    Role,
+    User,
+)
 from tenants.services import audit_record, ensure_a_super_admin_remains, user_set_active, user_set_role
 
 # Changed only through the services, which keep a super_admin, revoke OAuth
@@ -169,6 +180,34 @@ class AuditEventAdmin(admin.ModelAdmin):
     search_fields = ["action", "target", "actor_label"]
     date_hierarchy = "created_at"
     list_select_related = ["client"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+# django-oauth-toolkit registers editable admin pages for applications, tokens
+# and grants. Editing them by hand could point a token at another account or
+# a first-party application at another redirect URI, so staff get a read-only
+# list of applications instead; applications are made with
+# `create_oauth_app` (first-party) and the API (a client's servers), tokens
+# are revoked through the API.
+for _model in (OAuthAccessToken, OAuthRefreshToken, OAuthGrant, OAuthIDToken, OAuthApplication):
+    if admin.site.is_registered(_model):
+        admin.site.unregister(_model)
+
+
+@admin.register(OAuthApplication)
+class OAuthApplicationAdmin(admin.ModelAdmin):
+    list_display = ["name", "tenant", "client_type", "authorization_grant_type", "created"]
+    list_filter = ["client_type", "authorization_grant_type"]
+    search_fields = ["name"]
+    fields = ["name", "tenant", "client_type", "authorization_grant_type", "redirect_uris", "allowed_origins", "created"]
 
     def has_add_permission(self, request):
         return False

@@ -289,3 +289,19 @@ def test_signing_out_ends_every_copy_of_the_session(staff_admin):
     assert other_device.get("/admin/").status_code == 302
     assert browser.post("/accounts/login/", {"username": staff_admin.email, "password": PASSWORD}).status_code == 302
     assert browser.get("/admin/").status_code == 200
+
+
+def test_staff_see_oauth_applications_read_only_and_no_token_pages(super_admin):
+    from tests.factories import make_web_app
+
+    application = make_web_app()
+    browser = HttpClient()
+    browser.force_login(super_admin)
+    assert browser.get("/admin/tenants/oauthapplication/").status_code == 200
+    assert browser.get(f"/admin/tenants/oauthapplication/{application.pk}/change/").status_code == 200
+    response = browser.post(
+        f"/admin/tenants/oauthapplication/{application.pk}/change/", {"redirect_uris": "https://evil.example/cb"}
+    )
+    assert response.status_code == 403
+    for page in ("oauthaccesstoken", "oauthrefreshtoken", "oauthgrant", "oauthidtoken"):
+        assert browser.get(f"/admin/tenants/{page}/").status_code == 404, page
