@@ -14,7 +14,8 @@ changing a queued row's task or arguments or sending a finished task back to
 the queue. SQL injected on the app connection in client A's request therefore
 can neither read B's queued work nor make the worker run anything for B.
 Staff and the service role may queue tenant tasks for any client; the worker
-claims tasks through the service connection (sagerock/db_router.py).
+claims tasks through the service connection (the db_worker command,
+tenants/management/commands/db_worker.py).
 """
 
 import functools

@@ -6,8 +6,8 @@ Security, so the app role sees and queues only its proven client's tasks
 (task names and arguments included) and, with no client, none at all. Tasks
 that are not tenant tasks have no client: only staff and the service role see
 them. The worker claims and records tasks through the service connection
-(sagerock/db_router.py); each tenant task's body still runs as the app role
-in its client's context.
+(the db_worker command, tenants/management/commands/db_worker.py); each
+tenant task's body still runs as the app role in its client's context.
 """
 
 from django.db import migrations
