@@ -2,6 +2,7 @@ from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import BaseUserCreationForm
 from django.contrib.auth.forms import UserChangeForm as DjangoUserChangeForm
+from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied, ValidationError
 
 from sagerock.admin_site import AuditedModelAdmin
@@ -197,7 +198,8 @@ class AuditEventAdmin(admin.ModelAdmin):
 # list of applications instead; applications are made with
 # `create_oauth_app` (first-party) and the API (a client's servers), tokens
 # are revoked through the API.
-for _model in (OAuthAccessToken, OAuthRefreshToken, OAuthGrant, OAuthIDToken, OAuthApplication):
+# Django's groups are not used (roles are the permission model).
+for _model in (OAuthAccessToken, OAuthRefreshToken, OAuthGrant, OAuthIDToken, OAuthApplication, Group):
     if admin.site.is_registered(_model):
         admin.site.unregister(_model)
 

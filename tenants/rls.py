@@ -120,6 +120,11 @@ NARROW_GRANTS: dict[tuple[str, str], tuple[set[str], set[str]]] = {
     ("tenants_client", "app"): ({"SELECT"}, {"name"}),
     ("django_admin_log", "app"): (set(), set()),
     ("django_admin_log", "staff"): ({"SELECT"}, set()),
+    **{
+        (table, alias): ({"SELECT"}, set())
+        for table in ("auth_group", "auth_group_permissions", "auth_permission", "django_content_type")
+        for alias in ("app", "staff")
+    },
 }
 
 
@@ -299,6 +304,19 @@ def _narrow_grant_problems(using: str) -> list[Problem]:
     roles = _roles()
     problems = []
     with connections[using].cursor() as cursor:
+        # Sequences: USAGE for inserts, but SELECT would show `last_value`,
+        # every client's row count together.
+        cursor.execute(
+            """
+            SELECT c.relname, r.rolname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            CROSS JOIN pg_roles r
+            WHERE n.nspname = current_schema() AND c.relkind = 'S' AND r.rolname = ANY(%s)
+              AND has_sequence_privilege(r.rolname, c.oid, 'SELECT')
+            ORDER BY 1, 2
+            """,
+            [[roles[alias] for alias in RUNTIME_ALIASES + ("service",)]],
+        )
+        problems += [Problem(sequence, f"{role_name} may SELECT it (last_value)") for sequence, role_name in cursor.fetchall()]
         for (table, alias), (allowed, update_columns) in NARROW_GRANTS.items():
             cursor.execute("SELECT to_regclass(%s) IS NOT NULL", [table])
             if not cursor.fetchone()[0]:

@@ -305,3 +305,16 @@ def test_the_app_role_reads_first_party_applications_but_cannot_change_or_delete
         assert cursor.rowcount == 0
         cursor.execute("UPDATE tenants_oauthapplication SET tenant_id = %s WHERE tenant_id IS NULL", [a.pk])
         assert cursor.rowcount == 0
+
+
+def test_the_app_role_cannot_read_sequence_values_or_write_djangos_catalogs(two_clients):
+    a, _ = two_clients
+    for statement in (
+        "SELECT last_value FROM tenancy_probe_probenote_id_seq",
+        "INSERT INTO auth_group (name) VALUES ('drop box')",
+        "UPDATE django_content_type SET model = model",
+    ):
+        with pytest.raises(DatabaseError, match="permission denied"):
+            with transaction.atomic(using="app"), connections["app"].cursor() as cursor:
+                apply_client_setting(connections["app"], a.pk)
+                cursor.execute(statement)

@@ -186,3 +186,11 @@ def test_check_rls_reports_a_runtime_role_that_may_rewrite_the_audit_log_or_its_
     )
     assert "sagerock_app has DELETE (allowed: INSERT, SELECT)" in problems_for("tenants_auditevent")
     assert "sagerock_app may UPDATE status" in problems_for("tenants_client")
+
+
+def test_check_rls_reports_a_sequence_a_runtime_role_may_read(owner_sql):
+    owner_sql(
+        "GRANT SELECT ON SEQUENCE tenancy_probe_probenote_id_seq TO sagerock_app",
+        "REVOKE SELECT ON SEQUENCE tenancy_probe_probenote_id_seq FROM sagerock_app",
+    )
+    assert "sagerock_app may SELECT it (last_value)" in problems_for("tenancy_probe_probenote_id_seq")
