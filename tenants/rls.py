@@ -565,16 +565,22 @@ class RLSBroken(RuntimeError):
 def refuse_to_start_without_rls() -> None:
     """Called by the WSGI entry point: a deployment with broken isolation
     must not serve."""
-    from django.db import OperationalError
+    from django.db import DatabaseError, OperationalError
 
     try:
+        try:
+            connections["app"].ensure_connection()
+        except OperationalError as error:
+            # An unreachable database is /healthz's to report, not a reason
+            # to crash-loop the web workers (which cannot serve without it).
+            logger.warning("Row Level Security not checked at start-up: %s", error.__class__.__name__)
+            return
+        # The server answers: any error now (another role's login refused, a
+        # missing table, a denied read) stops start-up like a problem would.
         problems = find_problems()
-    except OperationalError as error:
-        # An unreachable database is /healthz's to report, not a reason to
-        # crash-loop the web workers. Any other database error (a missing
-        # table, a denied read) stops start-up like a problem would.
-        logger.warning("Row Level Security not checked at start-up: %s", error.__class__.__name__)
-        return
+    except DatabaseError as error:
+        logger.critical("Row Level Security could not be checked; refusing to start: %s", error)
+        raise RLSBroken("the Row Level Security check failed; run `manage.py check_rls`") from None
     finally:
         connections.close_all()
     if problems:

@@ -194,3 +194,32 @@ def test_check_rls_reports_a_sequence_a_runtime_role_may_read(owner_sql):
         "REVOKE SELECT ON SEQUENCE tenancy_probe_probenote_id_seq FROM sagerock_app",
     )
     assert "sagerock_app may SELECT it (last_value)" in problems_for("tenancy_probe_probenote_id_seq")
+
+
+def _import_wsgi(**env):
+    import os
+    import subprocess
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-c", "import sagerock.wsgi"], env={**os.environ, **env}, capture_output=True, text=True,
+        timeout=60,
+    )
+
+
+def test_the_web_refuses_to_start_when_a_role_cannot_log_in():
+    """A server that answers with an error is not "unreachable": a role whose
+    login is refused stops start-up instead of skipping the check."""
+    from urllib.parse import quote
+
+    service = connections["service"].settings_dict
+    url = f"postgres://sagerock_nobody@{quote(service['HOST'], safe='')}:{service['PORT'] or 5432}/{service['NAME']}"
+    result = _import_wsgi(DATABASE_SERVICE_URL=url)
+    assert result.returncode != 0
+    assert "refusing to start" in result.stderr
+
+
+def test_the_web_starts_when_the_database_is_unreachable():
+    result = _import_wsgi(DATABASE_URL="postgres://sagerock_owner@%2Fnonexistent-socket-dir:5432/sagerock")
+    assert result.returncode == 0, result.stderr
+    assert "Row Level Security not checked at start-up" in result.stderr
