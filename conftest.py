@@ -21,6 +21,19 @@ def _clear_cache():
     yield
 
 
+@pytest.fixture(autouse=True)
+def _forget_earlier_tests_connection_use():
+    """The end-of-request reset (tenants.context.reset_runtime_connections)
+    touches only connections used since the last reset; a connection an
+    earlier test used must not count for this test, which may not be allowed
+    to query it."""
+    from django.db import connections
+
+    for alias in ("app", "staff"):
+        connections[alias].sagerock_used = False
+    yield
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _close_role_connections_before_teardown(django_db_setup, django_db_blocker):
     """The app/staff/service aliases are mirrors with connections of their

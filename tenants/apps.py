@@ -24,6 +24,17 @@ class TenantsConfig(AppConfig):
 
         check_request_enabled.connect(first_party_origin_allowed, dispatch_uid="sagerock_first_party_origins")
 
+        from django.core.signals import request_finished
+        from django.db.backends.signals import connection_created
+        from django_tasks.signals import task_finished
+
+        from tenants.context import reset_runtime_connections, watch_runtime_connection
+
+        connection_created.connect(watch_runtime_connection, dispatch_uid="sagerock_watch_runtime_connection")
+
+        request_finished.connect(reset_runtime_connections, dispatch_uid="sagerock_reset_runtime_connections")
+        task_finished.connect(reset_runtime_connections, dispatch_uid="sagerock_reset_runtime_connections")
+
         from django.db.models.signals import post_migrate
 
         from tenants.signals import install_tenant_context_key

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 
-from django.db import connections, transaction
+from django.db import DatabaseError, connections, transaction
 
 OWNER_ALIAS = "default"
 APP_ALIAS = "app"
@@ -123,3 +123,44 @@ def owner_context() -> Iterator[None]:
         yield
     finally:
         _state.reset(token)
+
+
+def mark_used(execute, sql, params, many, context):
+    """Execute wrapper on the app and staff connections (installed when each
+    connection opens, tenants.apps): notes that the session ran SQL since the
+    last reset."""
+    context["connection"].sagerock_used = True
+    return execute(sql, params, many, context)
+
+
+def reset_runtime_connections(**kwargs) -> None:
+    """`DISCARD ALL` on the app and staff connections that ran SQL, when a
+    request or a task ends.
+
+    Connections are reused (CONN_MAX_AGE), and the client context is set per
+    transaction, but SQL injected in one client's request could still leave
+    session state behind for the next request on the connection, another
+    client's: `SET SESSION search_path` or `default_transaction_read_only`,
+    advisory locks, LISTEN, cursors WITH HOLD, custom settings. DISCARD ALL
+    drops all of it; Django's time zone is then set again. Runs after the
+    response has gone out.
+    """
+    for alias in (APP_ALIAS, STAFF_ALIAS):
+        connection = connections[alias]
+        if not getattr(connection, "sagerock_used", False) or connection.connection is None:
+            continue
+        if connection.in_atomic_block:
+            continue
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("DISCARD ALL")
+            connection.ensure_timezone()
+            connection.sagerock_used = False
+        except DatabaseError:
+            # A broken connection is not reused.
+            connection.close()
+
+
+def watch_runtime_connection(sender, connection, **kwargs) -> None:
+    if connection.alias in (APP_ALIAS, STAFF_ALIAS) and mark_used not in connection.execute_wrappers:
+        connection.execute_wrappers.append(mark_used)

@@ -274,3 +274,31 @@ def test_statement_text_never_holds_the_values(alias):
         cursor.execute("SELECT query FROM pg_stat_activity WHERE pid = pg_backend_pid() AND %s <> ''", [marker])
         (text,) = cursor.fetchone()
     assert "$1" in text and marker not in text
+
+
+def test_session_state_left_by_injected_sql_is_gone_for_the_next_request(two_clients):
+    """The connection is reused; whatever A's injected SQL set for the session
+    must not reach B's next request on it."""
+    a, b = two_clients
+    token_a, token_b = bearer(issue_token(make_user(client=a)), ), bearer(issue_token(make_user(client=b)))
+    response = inject(token_a, [
+        "SELECT set_config('x.drop', 'left by A', false)",
+        "SET SESSION search_path = pg_catalog",
+        "SET SESSION default_transaction_read_only = on",
+        "SELECT pg_advisory_lock(424242)",
+        "SELECT pg_backend_pid()",
+    ])
+    assert response.status_code == 200
+    (a_pid,) = response.json()["rows"][0]
+    response = inject(token_b, [
+        "SELECT pg_backend_pid(), coalesce(current_setting('x.drop', true), ''), current_setting('search_path'), "
+        "current_setting('default_transaction_read_only'), "
+        "(SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid())::text",
+    ])
+    assert response.status_code == 200, response.content
+    pid, dropped, search_path, read_only, advisory_locks = response.json()["rows"][0]
+    assert pid == a_pid, "B's request must reuse the connection A's request used"
+    assert (dropped, read_only, advisory_locks) == ("", "off", "0")
+    assert search_path == '"$user", public'
+    response = inject(token_b, ["SELECT title FROM tenancy_probe_probenote"])
+    assert response.json()["rows"] == [["bravo secret note"]]
