@@ -26,14 +26,16 @@ class TenantsConfig(AppConfig):
 
         from django.core.signals import request_finished
         from django.db.backends.signals import connection_created
-        from django_tasks.signals import task_finished
+        from django_tasks.signals import task_finished, task_started
 
         from tenants.context import reset_runtime_connections, watch_runtime_connection
+        from tenants.tasks import refuse_plain_tasks_that_name_a_client
 
         connection_created.connect(watch_runtime_connection, dispatch_uid="sagerock_watch_runtime_connection")
 
         request_finished.connect(reset_runtime_connections, dispatch_uid="sagerock_reset_runtime_connections")
         task_finished.connect(reset_runtime_connections, dispatch_uid="sagerock_reset_runtime_connections")
+        task_started.connect(refuse_plain_tasks_that_name_a_client, dispatch_uid="sagerock_refuse_plain_tasks")
 
         from django.db.models.signals import post_migrate
 

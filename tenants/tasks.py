@@ -20,6 +20,7 @@ tenants/management/commands/db_worker.py).
 
 import functools
 
+from django.core.exceptions import SuspiciousOperation
 from django_tasks import task
 from django_tasks.base import Task
 
@@ -60,3 +61,16 @@ def tenant_task(function=None, **task_options):
         return TenantTask(**{name: getattr(plain, name) for name in Task.__dataclass_fields__})
 
     return decorate(function) if function is not None else decorate
+
+
+class NotATenantTask(SuspiciousOperation):
+    pass
+
+
+def refuse_plain_tasks_that_name_a_client(sender, task_result, **kwargs) -> None:
+    """`task_started` receiver: the app role may queue rows for its own
+    client, and one that points at a plain task (which the worker runs with
+    the service role's rights) must not run. Raising here fails the task
+    before its body is called."""
+    if TENANT_KWARG in task_result.kwargs and not isinstance(task_result.task, TenantTask):
+        raise NotATenantTask(f"{task_result.task.module_path} is not a tenant task but its row names a client")

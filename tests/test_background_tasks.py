@@ -192,3 +192,38 @@ def test_pruning_removes_old_finished_results_of_every_client():
     call_command("prune_db_task_results", "--min-age-days", "1", stdout=out)
     with dangerously_bypass_rls():
         assert DBTaskResult.objects.count() == 0
+
+
+def test_a_row_naming_a_client_but_a_plain_task_is_failed_without_running():
+    """SQL in A's context may queue rows for A; pointed at a plain task (which
+    the worker would run with the service role's rights) it must not run."""
+    from django_tasks_db.models import DBTaskResult
+
+    a = make_client()
+    with tenant_context(a.pk):
+        rename_notes.enqueue(a.pk, "legitimate")
+    row = queued_row()
+    app_sql(
+        a.pk,
+        "UPDATE django_tasks_database_dbtaskresult SET status = 'FAILED' WHERE id = %s",  # keep only the forged row
+        [str(row.id)],
+    )
+    with connections["service"].cursor() as cursor:
+        cursor.execute(
+            "SELECT string_agg(quote_ident(column_name), ', ') FROM information_schema.columns"
+            " WHERE table_name = 'django_tasks_database_dbtaskresult'"
+            " AND column_name NOT IN ('id', 'task_path', 'status', 'client_id')"
+        )
+        columns = cursor.fetchone()[0]
+    app_sql(
+        a.pk,
+        f"INSERT INTO django_tasks_database_dbtaskresult (id, task_path, status, {columns}) "
+        f"SELECT gen_random_uuid(), 'tests.tenancy_probe.tasks.count_every_note', 'READY', {columns} "
+        f"FROM django_tasks_database_dbtaskresult WHERE id = %s",
+        [str(row.id)],
+    )
+    run_worker()
+    with dangerously_bypass_rls():
+        forged = DBTaskResult.objects.get(task_path="tests.tenancy_probe.tasks.count_every_note")
+    assert forged.status == "FAILED" and forged.exception_class_path.endswith("NotATenantTask")
+    assert forged.return_value is None

@@ -6,6 +6,9 @@ client sees none of it, so the worker claims, records and finishes tasks as
 still runs as `sagerock_app` inside its client's context (tenants/tasks.py);
 only tasks that staff or the service role queued without a client run with
 the service role's rights.
+
+A row that names a client but not a tenant task fails without running
+(tenants.tasks.refuse_plain_tasks_that_name_a_client).
 """
 
 from django_tasks_db.management.commands.db_worker import Command as DatabaseWorkerCommand
