@@ -4,7 +4,6 @@ from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.auth.hashers import check_password
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
-from django.db.models.functions import Lower
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
@@ -140,7 +139,10 @@ class User(AbstractBaseUser):
             ),
             # Login identity is global (one email, one account). Only staff and
             # operators create users, so the conflict reveals nothing to a client.
-            models.UniqueConstraint(Lower("email"), name="tenants_user_email_ci_uniq"),
+            # Emails are unique across clients through `app.account_email`
+            # (migration 0014), not an index here: an index on the email
+            # would let SQL on the app role read other clients' emails out of
+            # EXPLAIN ANALYZE (rows removed by RLS after an index range scan).
             models.UniqueConstraint(fields=["client", "public_id"], name="tenants_user_public_id_uniq"),
         ]
 

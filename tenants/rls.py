@@ -97,7 +97,6 @@ _RANDOM = "server-generated random value: a conflict reveals nothing, and client
 GLOBAL_UNIQUE: dict[tuple[str, str], str] = {
     ("tenants_client", "tenants_client_slug_key"): "client slugs are global names; only staff and operators create clients",
     ("tenants_client", "tenants_client_public_id_key"): "random UUIDs; only staff and operators create clients",
-    ("tenants_user", "tenants_user_email_ci_uniq"): "login identity is global; only staff and operators create accounts",
     ("tenants_oauthapplication", "tenants_oauthapplication_client_id_key"): _RANDOM,
     ("tenants_oauthgrant", "tenants_oauthgrant_code_key"): _RANDOM,
     ("tenants_oauthidtoken", "tenants_oauthidtoken_jti_key"): _RANDOM,
@@ -483,10 +482,17 @@ FUNCTION_EXECUTORS: dict[str, set[str]] = {
     # Trigger functions: they run for whoever writes the table, never called.
     "guard_task_queue": set(),
     "same_client_application": set(),
+    "sync_account_email": set(),
 }
 FIXED_SEARCH_PATH = "search_path=pg_catalog, pg_temp"
 DEFAULT_EXECUTORS = {"app", "staff"}
 SECRET_TABLE = "app.tenant_context_key"
+# Tables only the owner may touch (read through SECURITY DEFINER functions),
+# with what breaks without them.
+OWNER_ONLY_TABLES: dict[str, str] = {
+    SECRET_TABLE: "the tenant context cannot be verified",
+    "app.account_email": "sign-in emails are not unique across clients",
+}
 
 
 def _function_problems(using: str) -> list[Problem]:
@@ -507,30 +513,35 @@ def _function_problems(using: str) -> list[Problem]:
             [roles[alias] for alias in aliases],
         )
         functions = {row[0]: row[1:] for row in cursor.fetchall()}
-        cursor.execute("SELECT to_regclass(%s) IS NOT NULL", [SECRET_TABLE])
-        secret_table_exists = cursor.fetchone()[0]
-        readers = []
-        if secret_table_exists:
+        owner_only = {}
+        for table in OWNER_ONLY_TABLES:
+            cursor.execute("SELECT pg_get_userbyid(relowner) FROM pg_class WHERE oid = to_regclass(%s)", [table])
+            row = cursor.fetchone()
+            if row is None:
+                owner_only[table] = None
+                continue
+            readers = []
             for alias in aliases:
                 # Column grants count: has_table_privilege does not see them.
                 cursor.execute(
                     "SELECT has_table_privilege(%s, %s, 'SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER') "
                     "OR has_any_column_privilege(%s, %s, 'SELECT, INSERT, UPDATE, REFERENCES')",
-                    [roles[alias], SECRET_TABLE] * 2,
+                    [roles[alias], table] * 2,
                 )
                 if cursor.fetchone()[0]:
                     readers.append(roles[alias])
-            cursor.execute("SELECT pg_get_userbyid(relowner) FROM pg_class WHERE oid = %s::regclass", [SECRET_TABLE])
-            secret_owner = cursor.fetchone()[0]
+            owner_only[table] = (row[0], readers)
     if "current_client_id" not in functions:
         problems.append(Problem("app.current_client_id()", "function is missing"))
-    if not secret_table_exists:
-        problems.append(Problem(SECRET_TABLE, "missing: the tenant context cannot be verified"))
-    else:
+    for table, found in owner_only.items():
+        if found is None:
+            problems.append(Problem(table, f"missing: {OWNER_ONLY_TABLES[table]}"))
+            continue
+        table_owner, readers = found
         for reader in readers:
-            problems.append(Problem(SECRET_TABLE, f"{reader} can read or change the verification keys"))
-        if secret_owner != roles["default"]:
-            problems.append(Problem(SECRET_TABLE, f"owned by {secret_owner}, not {roles['default']}"))
+            problems.append(Problem(table, f"{reader} can read or change it"))
+        if table_owner != roles["default"]:
+            problems.append(Problem(table, f"owned by {table_owner}, not {roles['default']}"))
     for name, (owner, definer, config, public_exec, *role_exec) in functions.items():
         label = f"app.{name}()"
         if owner != roles["default"]:

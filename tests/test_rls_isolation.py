@@ -318,3 +318,44 @@ def test_the_app_role_cannot_read_sequence_values_or_write_djangos_catalogs(two_
             with transaction.atomic(using="app"), connections["app"].cursor() as cursor:
                 apply_client_setting(connections["app"], a.pk)
                 cursor.execute(statement)
+
+
+def test_emails_are_unique_across_clients_without_an_index_the_app_role_can_probe(two_clients):
+    """Global email uniqueness lives in app.account_email, which no runtime
+    role can read (or EXPLAIN); the user table has no index on the email
+    that a range condition could scan before RLS filters the rows."""
+    a, b = two_clients
+    with pytest.raises(DatabaseError, match="an account with this email already exists") as refused:
+        with dangerously_bypass_rls():
+            make_user(client=b, email="ADMIN@alpha.test")
+    assert "alpha" not in str(refused.value).split("\n", 1)[-1]  # no DETAIL naming the row
+    for statement in ("SELECT count(*) FROM app.account_email", "EXPLAIN SELECT * FROM app.account_email"):
+        with pytest.raises(DatabaseError, match="permission denied"):
+            with transaction.atomic(using="app"), connections["app"].cursor() as cursor:
+                apply_client_setting(connections["app"], a.pk)
+                cursor.execute(statement)
+    with connections["default"].cursor() as cursor:
+        cursor.execute(
+            "SELECT indexdef FROM pg_indexes WHERE tablename = 'tenants_user' AND indexdef ILIKE '%%email%%'"
+        )
+        assert [row[0] for row in cursor.fetchall() if "(client_id" not in row[0]] == []
+    # Sign-in still finds the account by email, in any case.
+    from tenants.auth import identity_by_email
+
+    assert identity_by_email("Admin@Bravo.test").client_id == b.pk
+
+
+def test_changing_an_email_keeps_it_unique_and_findable(two_clients):
+    from tenants.auth import identity_by_email
+    from tenants.models import User
+
+    a, _ = two_clients
+    with dangerously_bypass_rls():
+        user = User.objects.get(email="admin@alpha.test")
+        user.email = "renamed@alpha.test"
+        user.save(update_fields=["email"])
+    assert identity_by_email("admin@alpha.test") is None
+    assert identity_by_email("renamed@alpha.test").user_id == user.pk
+    with pytest.raises(DatabaseError, match="already exists"):
+        with dangerously_bypass_rls():
+            User.objects.filter(pk=user.pk).update(email="admin@bravo.test")
