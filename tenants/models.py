@@ -25,6 +25,8 @@ class Client(models.Model):
 
     public_id = models.UUIDField(default=uuid.uuid4, editable=False, unique=True)
     name = models.CharField(max_length=200)
+    # unique=True in the model (forms check it, as staff); in the database the
+    # slug is unique through `app.global_key` (migration 0014), not an index.
     slug = models.SlugField(max_length=63, unique=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
     products = ArrayField(
@@ -139,7 +141,7 @@ class User(AbstractBaseUser):
             ),
             # Login identity is global (one email, one account). Only staff and
             # operators create users, so the conflict reveals nothing to a client.
-            # Emails are unique across clients through `app.account_email`
+            # Emails are unique across clients through `app.global_key`
             # (migration 0014), not an index here: an index on the email
             # would let SQL on the app role read other clients' emails out of
             # EXPLAIN ANALYZE (rows removed by RLS after an index range scan).

@@ -482,7 +482,7 @@ FUNCTION_EXECUTORS: dict[str, set[str]] = {
     # Trigger functions: they run for whoever writes the table, never called.
     "guard_task_queue": set(),
     "same_client_application": set(),
-    "sync_account_email": set(),
+    "sync_global_key": set(),
 }
 FIXED_SEARCH_PATH = "search_path=pg_catalog, pg_temp"
 DEFAULT_EXECUTORS = {"app", "staff"}
@@ -491,7 +491,7 @@ SECRET_TABLE = "app.tenant_context_key"
 # with what breaks without them.
 OWNER_ONLY_TABLES: dict[str, str] = {
     SECRET_TABLE: "the tenant context cannot be verified",
-    "app.account_email": "sign-in emails are not unique across clients",
+    "app.global_key": "sign-in emails and client slugs are not unique across clients",
 }
 
 

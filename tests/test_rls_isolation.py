@@ -321,15 +321,15 @@ def test_the_app_role_cannot_read_sequence_values_or_write_djangos_catalogs(two_
 
 
 def test_emails_are_unique_across_clients_without_an_index_the_app_role_can_probe(two_clients):
-    """Global email uniqueness lives in app.account_email, which no runtime
+    """Global email uniqueness lives in app.global_key, which no runtime
     role can read (or EXPLAIN); the user table has no index on the email
     that a range condition could scan before RLS filters the rows."""
     a, b = two_clients
-    with pytest.raises(DatabaseError, match="an account with this email already exists") as refused:
+    with pytest.raises(DatabaseError, match="this email is already taken") as refused:
         with dangerously_bypass_rls():
             make_user(client=b, email="ADMIN@alpha.test")
     assert "alpha" not in str(refused.value).split("\n", 1)[-1]  # no DETAIL naming the row
-    for statement in ("SELECT count(*) FROM app.account_email", "EXPLAIN SELECT * FROM app.account_email"):
+    for statement in ("SELECT count(*) FROM app.global_key", "EXPLAIN SELECT * FROM app.global_key"):
         with pytest.raises(DatabaseError, match="permission denied"):
             with transaction.atomic(using="app"), connections["app"].cursor() as cursor:
                 apply_client_setting(connections["app"], a.pk)
@@ -356,6 +356,16 @@ def test_changing_an_email_keeps_it_unique_and_findable(two_clients):
         user.save(update_fields=["email"])
     assert identity_by_email("admin@alpha.test") is None
     assert identity_by_email("renamed@alpha.test").user_id == user.pk
-    with pytest.raises(DatabaseError, match="already exists"):
+    with pytest.raises(DatabaseError, match="already taken"):
         with dangerously_bypass_rls():
             User.objects.filter(pk=user.pk).update(email="admin@bravo.test")
+
+
+def test_client_slugs_are_unique_without_an_index_the_app_role_can_probe(two_clients):
+    a, _ = two_clients
+    with pytest.raises(DatabaseError, match="this client slug is already taken"):
+        with dangerously_bypass_rls():
+            make_client(slug="bravo")
+    with connections["default"].cursor() as cursor:
+        cursor.execute("SELECT indexdef FROM pg_indexes WHERE tablename = 'tenants_client' AND indexdef ILIKE '%%slug%%'")
+        assert cursor.fetchall() == []

@@ -157,8 +157,8 @@ def test_check_rls_reports_a_reference_between_tenant_tables_that_ignores_the_cl
             "app.tenant_context_key", "sagerock_staff can read or change it",
         ),
         (
-            "GRANT SELECT ON app.account_email TO sagerock_app", "REVOKE SELECT ON app.account_email FROM sagerock_app",
-            "app.account_email", "sagerock_app can read or change it",
+            "GRANT SELECT ON app.global_key TO sagerock_app", "REVOKE SELECT ON app.global_key FROM sagerock_app",
+            "app.global_key", "sagerock_app can read or change it",
         ),
         (
             "ALTER FUNCTION app.current_client_id() SET search_path = public, pg_temp",
