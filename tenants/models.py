@@ -65,7 +65,9 @@ class TenantModel(models.Model):
     The migration that creates a subclass must also run
     `tenants.operations.EnableTenantRLS` for it; `check_rls` fails otherwise.
     Subclasses that declare their own `Meta` inherit `TenantModel.Meta` so the
-    public-id constraint stays.
+    public-id constraint stays. Every index starts with `client`: a foreign key
+    to another tenant row takes `db_index=False` and a `Meta.indexes` entry
+    `["client", "<field>"]` (check_rls explains why).
     """
 
     client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="+", editable=False)

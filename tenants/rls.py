@@ -38,6 +38,40 @@ NO_CLIENT_DATA: dict[str, str] = {
     "django_admin_log": "not written: AdminSite records changes in the tenant-scoped AuditEvent instead",
 }
 
+# Indexes on tenant tables whose first column is not the tenant key, by
+# (table, first column), with the reason. Any other such index is a problem:
+# a range condition on its column becomes the index condition, RLS removes
+# the other clients' rows afterwards, and EXPLAIN ANALYZE's "Rows Removed by
+# Filter" counts them, so SQL on the app role could read other clients'
+# values (see tenants migration 0014 for emails and slugs). Primary keys on
+# `id` are the one unavoidable case: they show counts of ids, not values.
+_OPAQUE = "opaque value (random, or a hash of a secret): probing it reveals nothing usable"
+_COUNTS = "foreign key on an id: probing it shows only how many rows other clients have per id"
+NON_TENANT_LEADING_INDEXES: dict[tuple[str, str], str] = {
+    ("tenants_client", "public_id"): _OPAQUE,
+    ("tenants_oauthapplication", "client_id"): "the OAuth client identifier: random, and public for the browser app",
+    ("tenants_oauthapplication", "client_secret"): _OPAQUE,
+    ("tenants_oauthapplication", "user_id"): _COUNTS,
+    **{(table, "token_checksum"): _OPAQUE for table in ("tenants_oauthaccesstoken", "tenants_oauthrefreshtoken")},
+    ("tenants_oauthrefreshtoken", "token_family"): _OPAQUE,
+    ("tenants_oauthgrant", "code"): "random, lives 60 s and is useless without the PKCE verifier",
+    ("tenants_oauthidtoken", "jti"): _OPAQUE,
+    ("tenants_oauthdevicegrant", "device_code"): _OPAQUE,
+    **{
+        (table, column): _COUNTS
+        for table in ("tenants_oauthaccesstoken", "tenants_oauthrefreshtoken", "tenants_oauthgrant", "tenants_oauthidtoken",
+                      "tenants_oauthdevicegrant")
+        for column in ("user_id", "application_id")
+    },
+    ("tenants_oauthaccesstoken", "id_token_id"): _COUNTS,
+    ("tenants_oauthaccesstoken", "source_refresh_token_id"): _COUNTS,
+    ("tenants_oauthrefreshtoken", "access_token_id"): _COUNTS,
+    **{
+        ("django_tasks_database_dbtaskresult", column): "the worker's queue indexes: they show how many tasks wait, not whose"
+        for column in ("backend_name", "queue_name", "status")
+    },
+}
+
 # Tables that need a guard trigger, enabled, with the trigger's name.
 GUARD_TRIGGERS: dict[str, str] = {
     "django_tasks_database_dbtaskresult": "guard_task_queue",
@@ -95,7 +129,6 @@ AUTH_LOOKUP_TABLES: dict[str, str] = {
 _ONE_TO_ONE = "one-to-one link between two rows of the same client (same-client foreign key)"
 _RANDOM = "server-generated random value: a conflict reveals nothing, and clients never choose it"
 GLOBAL_UNIQUE: dict[tuple[str, str], str] = {
-    ("tenants_client", "tenants_client_slug_key"): "client slugs are global names; only staff and operators create clients",
     ("tenants_client", "tenants_client_public_id_key"): "random UUIDs; only staff and operators create clients",
     ("tenants_oauthapplication", "tenants_oauthapplication_client_id_key"): _RANDOM,
     ("tenants_oauthgrant", "tenants_oauthgrant_code_key"): _RANDOM,
@@ -296,6 +329,35 @@ def find_problems(using: str = "app") -> list[Problem]:
     problems.extend(_trigger_problems(using, {name for _, name, *_ in tables}))
     problems.extend(_reference_problems(using, tenant_tables))
     problems.extend(_narrow_grant_problems(using))
+    problems.extend(_index_problems(using, tenant_tables))
+    return problems
+
+
+def _index_problems(using: str, tenant_tables: set[str]) -> list[Problem]:
+    with connections[using].cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT c.relname, i.relname, a.attname
+            FROM pg_index x
+            JOIN pg_class c ON c.oid = x.indrelid
+            JOIN pg_class i ON i.oid = x.indexrelid
+            JOIN pg_namespace n ON n.oid = c.relnamespace
+            LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = x.indkey[0]
+            WHERE n.nspname = current_schema() AND NOT x.indisprimary
+            ORDER BY 1, 2
+            """
+        )
+        indexes = cursor.fetchall()
+    problems = []
+    for table, index, first_column in indexes:
+        if table not in tenant_tables or first_column == TENANT_KEY_COLUMN.get(table, "client_id"):
+            continue
+        if first_column is not None and (table, first_column) in NON_TENANT_LEADING_INDEXES:
+            continue
+        shown = first_column or "an expression"
+        problems.append(
+            Problem(table, f"index {index} starts with {shown}, not the tenant key (EXPLAIN ANALYZE can probe it)")
+        )
     return problems
 
 

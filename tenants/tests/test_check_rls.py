@@ -227,3 +227,16 @@ def test_the_web_starts_when_the_database_is_unreachable():
     result = _import_wsgi(DATABASE_URL="postgres://sagerock_owner@%2Fnonexistent-socket-dir:5432/sagerock")
     assert result.returncode == 0, result.stderr
     assert "Row Level Security not checked at start-up" in result.stderr
+
+
+def test_check_rls_reports_an_index_that_does_not_start_with_the_tenant_key(owner_sql):
+    owner_sql(
+        "CREATE INDEX probe_title_idx ON tenancy_probe_probenote (title)", "DROP INDEX probe_title_idx"
+    )
+    owner_sql(
+        "CREATE INDEX probe_client_title_idx ON tenancy_probe_probenote (client_id, title)",
+        "DROP INDEX probe_client_title_idx",
+    )
+    assert problems_for("tenancy_probe_probenote") == [
+        "index probe_title_idx starts with title, not the tenant key (EXPLAIN ANALYZE can probe it)"
+    ]
