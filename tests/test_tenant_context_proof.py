@@ -302,3 +302,15 @@ def test_session_state_left_by_injected_sql_is_gone_for_the_next_request(two_cli
     assert search_path == '"$user", public'
     response = inject(token_b, ["SELECT title FROM tenancy_probe_probenote"])
     assert response.json()["rows"] == [["bravo secret note"]]
+
+
+def test_a_connection_reset_after_a_request_is_still_in_djangos_time_zone(two_clients):
+    """DISCARD ALL returns the session to the database's defaults; the
+    database defaults to UTC, so no SET TIME ZONE round trip follows."""
+    a, _ = two_clients
+    response = inject(bearer(issue_token(make_user(client=a))), ["SELECT 1"])
+    assert response.status_code == 200
+    connection = connections["app"]
+    assert connection.connection is not None and connection.sagerock_used is False
+    connection.connection.execute("DISCARD ALL")  # what the reset runs, without Django's fix-up
+    assert connection.connection.info.parameter_status("TimeZone") == "UTC"
