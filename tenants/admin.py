@@ -26,6 +26,19 @@ from tenants.services import audit_record, ensure_a_super_admin_remains, user_se
 ACCESS_FIELDS = ("role", "client", "is_active")
 
 
+class ReadOnlyModelAdmin(admin.ModelAdmin):
+    """Staff may look, never add, change or delete."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(Client)
 class ClientAdmin(AuditedModelAdmin):
     list_display = ["name", "slug", "status", "products", "created_at"]
@@ -175,21 +188,12 @@ class UserAdmin(DjangoUserAdmin, AuditedModelAdmin):
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(ReadOnlyModelAdmin):
     list_display = ["created_at", "client", "actor_label", "action", "target", "ip"]
     list_filter = ["action", "client"]
     search_fields = ["action", "target", "actor_label"]
     date_hierarchy = "created_at"
     list_select_related = ["client"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 # django-oauth-toolkit registers editable admin pages for applications, tokens
@@ -205,17 +209,8 @@ for _model in (OAuthAccessToken, OAuthRefreshToken, OAuthGrant, OAuthIDToken, OA
 
 
 @admin.register(OAuthApplication)
-class OAuthApplicationAdmin(admin.ModelAdmin):
+class OAuthApplicationAdmin(ReadOnlyModelAdmin):
     list_display = ["name", "tenant", "client_type", "authorization_grant_type", "created"]
     list_filter = ["client_type", "authorization_grant_type"]
     search_fields = ["name"]
     fields = ["name", "tenant", "client_type", "authorization_grant_type", "redirect_uris", "allowed_origins", "created"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

@@ -78,6 +78,13 @@ def seed_every_tenant_table(client) -> None:
         )
 
 
+def app_execute(client_id: int, statement: str) -> None:
+    """Run one statement as sagerock_app in a proven context for the client."""
+    with transaction.atomic(using="app"), connections["app"].cursor() as cursor:
+        apply_client_setting(connections["app"], client_id)
+        cursor.execute(statement)
+
+
 def app_count(table: str, key: str, client_id: int | None, condition: str = "true") -> int:
     with transaction.atomic(using="app"), connections["app"].cursor() as cursor:
         if client_id is not None:
@@ -282,9 +289,7 @@ def test_the_app_role_cannot_rewrite_its_audit_log_or_its_clients_status(two_cli
         "SELECT count(*) FROM django_admin_log",
     ):
         with pytest.raises(DatabaseError, match="permission denied"):
-            with transaction.atomic(using="app"), connections["app"].cursor() as cursor:
-                apply_client_setting(connections["app"], a.pk)
-                cursor.execute(statement)
+            app_execute(a.pk, statement)
     with transaction.atomic(using="app"), connections["app"].cursor() as cursor:
         apply_client_setting(connections["app"], a.pk)
         cursor.execute("UPDATE tenants_client SET name = 'Alpha renamed'")
@@ -315,9 +320,7 @@ def test_the_app_role_cannot_read_sequence_values_or_write_djangos_catalogs(two_
         "UPDATE django_content_type SET model = model",
     ):
         with pytest.raises(DatabaseError, match="permission denied"):
-            with transaction.atomic(using="app"), connections["app"].cursor() as cursor:
-                apply_client_setting(connections["app"], a.pk)
-                cursor.execute(statement)
+            app_execute(a.pk, statement)
 
 
 def test_emails_are_unique_across_clients_without_an_index_the_app_role_can_probe(two_clients):
@@ -331,9 +334,7 @@ def test_emails_are_unique_across_clients_without_an_index_the_app_role_can_prob
     assert "alpha" not in str(refused.value).split("\n", 1)[-1]  # no DETAIL naming the row
     for statement in ("SELECT count(*) FROM app.global_key", "EXPLAIN SELECT * FROM app.global_key"):
         with pytest.raises(DatabaseError, match="permission denied"):
-            with transaction.atomic(using="app"), connections["app"].cursor() as cursor:
-                apply_client_setting(connections["app"], a.pk)
-                cursor.execute(statement)
+            app_execute(a.pk, statement)
     with connections["default"].cursor() as cursor:
         cursor.execute(
             "SELECT indexdef FROM pg_indexes WHERE tablename = 'tenants_user' AND indexdef ILIKE '%%email%%'"
