@@ -4,9 +4,14 @@ context exists.
 The user table is a tenant table: with no context the app role sees no user
 at all, and it never sees staff. To log someone in we therefore ask the
 database a narrow question through a SECURITY DEFINER function in schema
-`app` (see the `auth_identity_lookup` migration):
+`app` (tenants migrations 0002, 0014, 0016):
 
-    app.auth_identity_by_email(email) -> (user_id, client_id, is_staff)
+    app.auth_identity_by_email(email, proof) -> (user_id, client_id, is_staff)
+
+which answers only with the application's proof (an HMAC under
+TENANT_CONTEXT_SECRET, bound to this backend and transaction) for that
+email, so SQL injected on the app connection cannot ask about emails of its
+choosing,
 
 and, for OAuth credentials, whose they are (see `owner_of`):
 
@@ -26,9 +31,7 @@ the account's client and staff flag beside its id (sessions are signed
 cookies, so nobody can change them), and each request reads the account in
 that context. There is deliberately no lookup by user id: ids are guessable,
 and SQL injected on the app connection could have listed every client's
-users through it. The email lookup stays callable by the app role, so such
-SQL can still ask whether one given email has an account and whose it is
-(docs/security.md).
+users through it.
 """
 
 from __future__ import annotations
@@ -38,11 +41,12 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 
 from django.contrib.auth.backends import BaseBackend
-from django.db import connections
+from django.db import connections, transaction
 from django.db.models import F
 from django.http import HttpRequest
 from django.utils import timezone
 
+from tenants import context_proof
 from tenants.context import APP_ALIAS, STAFF_ALIAS, staff_context, tenant_context
 from tenants.models import User
 
@@ -55,10 +59,17 @@ class Identity:
 
 
 def identity_by_email(email: str) -> Identity | None:
+    """The lookup answers only with a proof, made with TENANT_CONTEXT_SECRET,
+    that the application asks for this email in this transaction: SQL on the
+    app connection cannot ask for emails of its choosing."""
     if not email or len(email) > 254:
         return None
-    with connections[APP_ALIAS].cursor() as cursor:
-        cursor.execute("SELECT user_id, client_id, is_staff FROM app.auth_identity_by_email(%s)", [email])
+    with transaction.atomic(using=APP_ALIAS), connections[APP_ALIAS].cursor() as cursor:
+        backend_pid, started = context_proof.transaction_binding(cursor)
+        lookup_proof = context_proof.proof(context_proof.secret(), f"email:{email}", backend_pid, started)
+        cursor.execute(
+            "SELECT user_id, client_id, is_staff FROM app.auth_identity_by_email(%s, %s)", [email, lookup_proof]
+        )
         row = cursor.fetchone()
     return Identity(*row) if row else None
 

@@ -39,9 +39,17 @@ def fingerprint(key: bytes) -> str:
     return hashlib.sha256(b"sagerock-tenant-context-key:" + key).hexdigest()[:16]
 
 
-def proof(key: bytes, client_id: int, backend_pid: int, transaction_start_us: int) -> str:
-    message = f"{client_id}:{backend_pid}:{transaction_start_us}".encode()
+def proof(key: bytes, subject: int | str, backend_pid: int, transaction_start_us: int) -> str:
+    """The HMAC binding `subject` (a client id, or `email:<address>` for the
+    sign-in lookup) to one backend and one transaction."""
+    message = f"{subject}:{backend_pid}:{transaction_start_us}".encode()
     return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
+def transaction_binding(cursor) -> tuple[int, int]:
+    """(backend pid, transaction start in µs): what a proof is bound to."""
+    cursor.execute("SELECT pg_backend_pid(), (extract(epoch FROM transaction_timestamp()) * 1000000)::bigint")
+    return cursor.fetchone()
 
 
 class TenantContextRefused(ImproperlyConfigured):
@@ -66,8 +74,7 @@ def set_transaction_client(connection, client_id: int | None) -> None:
         if client_id is None:
             cursor.execute("SELECT set_config('app.client_id', '', true), set_config('app.client_proof', '', true)")
             return
-        cursor.execute("SELECT pg_backend_pid(), (extract(epoch FROM transaction_timestamp()) * 1000000)::bigint")
-        backend_pid, started = cursor.fetchone()
+        backend_pid, started = transaction_binding(cursor)
         key = secret()
         cursor.execute(
             "SELECT set_config('app.client_id', %s, true), set_config('app.client_proof', %s, true), "

@@ -11,7 +11,7 @@ from django.db import DatabaseError, connections, transaction
 from django.test import Client as HttpClient
 
 from tenants.context import apply_client_setting, dangerously_bypass_rls, tenant_context
-from tenants.context_proof import TenantContextRefused, fingerprint, proof, secret
+from tenants.context_proof import TenantContextRefused, fingerprint, proof, secret, transaction_binding
 from tests.factories import ALL_DATABASES, bearer, issue_token, make_client, make_user
 from tests.tenancy_probe.models import ProbeNote
 
@@ -214,16 +214,26 @@ def test_injected_sql_cannot_leave_objects_behind_for_the_next_request_on_the_co
     assert response.json()["rows"] == [["bravo secret note"]]
 
 
-def test_injected_sql_cannot_enumerate_accounts_by_id(two_clients):
-    """There is no lookup by (guessable) user id; the email lookup answers
-    only for an exact email."""
+def test_injected_sql_cannot_look_accounts_up(two_clients):
+    """There is no lookup by (guessable) user id, and the email lookup
+    answers only with the application's proof for that email in this
+    transaction: not for SQL that names an email of its choosing, nor with a
+    proof taken from an earlier transaction."""
     a, b = two_clients
     make_user(client=b, email="someone@bravo.test")
     token = bearer(issue_token(make_user(client=a)))
     response = inject(token, ["SELECT count(*) FROM generate_series(1, 500) i, app.auth_identity_by_id(i)"])
     assert response.status_code == 400 and "does not exist" in response.json()["error"]
-    response = inject(token, ["SELECT count(*) FROM app.auth_identity_by_email('%@bravo.test')"])
-    assert response.json()["rows"] == [["0"]]
+    with transaction.atomic(using="app"), connections["app"].cursor() as cursor:
+        pid, started = transaction_binding(cursor)
+    stale_proof = proof(secret(), "email:someone@bravo.test", pid, started)
+    for arguments in ("'someone@bravo.test', ''", "'someone@bravo.test', 'f00d'", f"'someone@bravo.test', '{stale_proof}'"):
+        response = inject(token, [f"SELECT count(*) FROM app.auth_identity_by_email({arguments})"])
+        assert response.json()["rows"] == [["0"]], arguments
+    # The application's own lookup, with its proof, finds the account.
+    from tenants.auth import identity_by_email
+
+    assert identity_by_email("someone@bravo.test").client_id == b.pk
 
 
 @pytest.fixture

@@ -170,8 +170,8 @@ def test_check_rls_reports_a_reference_between_tenant_tables_that_ignores_the_cl
             "(schema scratch)", "sagerock_staff may create objects in it",
         ),
         (
-            "GRANT EXECUTE ON FUNCTION app.auth_identity_by_email(text) TO sagerock_service",
-            "REVOKE EXECUTE ON FUNCTION app.auth_identity_by_email(text) FROM sagerock_service",
+            "GRANT EXECUTE ON FUNCTION app.auth_identity_by_email(text, text) TO sagerock_service",
+            "REVOKE EXECUTE ON FUNCTION app.auth_identity_by_email(text, text) FROM sagerock_service",
             "app.auth_identity_by_email()",
             "EXECUTE granted to sagerock_app, sagerock_service, sagerock_staff; expected sagerock_app, sagerock_staff",
         ),
