@@ -41,7 +41,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 
 from django.contrib.auth.backends import BaseBackend
-from django.db import connections, transaction
+from django.db import DatabaseError, connections, transaction
 from django.db.models import F
 from django.http import HttpRequest
 from django.utils import timezone
@@ -58,19 +58,28 @@ class Identity:
     is_staff: bool
 
 
+PROOF_REFUSED = "42501"  # insufficient_privilege, raised by the lookup
+
+
 def identity_by_email(email: str) -> Identity | None:
     """The lookup answers only with a proof, made with TENANT_CONTEXT_SECRET,
     that the application asks for this email in this transaction: SQL on the
     app connection cannot ask for emails of its choosing."""
     if not email or len(email) > 254:
         return None
-    with transaction.atomic(using=APP_ALIAS), connections[APP_ALIAS].cursor() as cursor:
-        backend_pid, started = context_proof.transaction_binding(cursor)
-        lookup_proof = context_proof.proof(context_proof.secret(), f"email:{email}", backend_pid, started)
-        cursor.execute(
-            "SELECT user_id, client_id, is_staff FROM app.auth_identity_by_email(%s, %s)", [email, lookup_proof]
-        )
-        row = cursor.fetchone()
+    key = context_proof.secret()
+    try:
+        with transaction.atomic(using=APP_ALIAS), connections[APP_ALIAS].cursor() as cursor:
+            backend_pid, started = context_proof.transaction_binding(cursor)
+            lookup_proof = context_proof.proof(key, f"email:{email}", backend_pid, started)
+            cursor.execute(
+                "SELECT user_id, client_id, is_staff FROM app.auth_identity_by_email(%s, %s)", [email, lookup_proof]
+            )
+            row = cursor.fetchone()
+    except DatabaseError as error:
+        if getattr(error.__cause__, "sqlstate", None) == PROOF_REFUSED:
+            raise context_proof.refused(key) from None
+        raise
     return Identity(*row) if row else None
 
 

@@ -82,12 +82,16 @@ def set_transaction_client(connection, client_id: int | None) -> None:
             [str(client_id), proof(key, client_id, backend_pid, started)],
         )
         if cursor.fetchone()[2] != client_id:
-            raise TenantContextRefused(
-                f"The database refused the tenant-context proof made with TENANT_CONTEXT_SECRET (key "
-                f"{fingerprint(key)}): that key is retired, expired or was never installed, so every tenant "
-                "query would see nothing. Deploy the current TENANT_CONTEXT_SECRET, or install this one with "
-                "`manage.py rotate_tenant_context_secret` (docs/security.md)."
-            )
+            raise refused(key)
+
+
+def refused(key: bytes) -> TenantContextRefused:
+    return TenantContextRefused(
+        f"The database refused the tenant-context proof made with TENANT_CONTEXT_SECRET (key "
+        f"{fingerprint(key)}): that key is retired, expired or was never installed, so every tenant "
+        "query would see nothing. Deploy the current TENANT_CONTEXT_SECRET, or install this one with "
+        "`manage.py rotate_tenant_context_secret` (docs/security.md)."
+    )
 
 
 def _key_expiry(cursor, key_fingerprint: str, *, lock: bool = False) -> tuple[bool, object]:

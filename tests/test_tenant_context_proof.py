@@ -229,7 +229,8 @@ def test_injected_sql_cannot_look_accounts_up(two_clients):
     stale_proof = proof(secret(), "email:someone@bravo.test", pid, started)
     for arguments in ("'someone@bravo.test', ''", "'someone@bravo.test', 'f00d'", f"'someone@bravo.test', '{stale_proof}'"):
         response = inject(token, [f"SELECT count(*) FROM app.auth_identity_by_email({arguments})"])
-        assert response.json()["rows"] == [["0"]], arguments
+        assert response.status_code == 400, arguments
+        assert "the email lookup needs the application's proof" in response.json()["error"]
     # The application's own lookup, with its proof, finds the account.
     from tenants.auth import identity_by_email
 
@@ -269,6 +270,11 @@ def test_a_process_whose_key_expired_fails_loudly_instead_of_seeing_nothing(two_
         with tenant_context(a.pk):
             ProbeNote.objects.count()
     assert settings.TENANT_CONTEXT_SECRET not in str(error.value)
+    # Signing in fails loudly too, instead of answering "no such account".
+    from tenants.auth import identity_by_email
+
+    with pytest.raises(TenantContextRefused, match="retired, expired or was never installed"):
+        identity_by_email("someone@alpha.test")
     # Clearing the context needs no proof, so it still works.
     with transaction.atomic(using="app"):
         apply_client_setting(connections["app"], None)

@@ -30,7 +30,9 @@ CREATE FUNCTION app.auth_identity_by_email(p_email text, p_proof text)
             WHERE (k.expires_at IS NULL OR k.expires_at > now())
               AND encode(%(ext)s.hmac(message, k.secret, 'sha256'), 'hex') = p_proof
         ) THEN
-            RETURN;
+            -- An error, not an empty answer: an application whose key the
+            -- database no longer accepts must not mistake it for "no account".
+            RAISE EXCEPTION 'the email lookup needs the application''s proof' USING ERRCODE = 'insufficient_privilege';
         END IF;
         RETURN QUERY
             SELECT u.id, u.client_id, u.role IN ('super_admin', 'admin')
