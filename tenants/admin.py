@@ -1,3 +1,4 @@
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import BaseUserCreationForm
@@ -39,8 +40,22 @@ class ReadOnlyModelAdmin(admin.ModelAdmin):
         return False
 
 
+class ClientForm(forms.ModelForm):
+    class Meta:
+        model = Client
+        fields = ["name", "slug", "status", "products"]
+
+    def clean_slug(self):
+        # Unique whatever the case (app.global_key compares lower-cased).
+        slug = self.cleaned_data["slug"].lower()
+        if Client.objects.filter(slug__iexact=slug).exclude(pk=self.instance.pk).exists():
+            raise ValidationError("A client with this slug already exists.")
+        return slug
+
+
 @admin.register(Client)
 class ClientAdmin(AuditedModelAdmin):
+    form = ClientForm
     list_display = ["name", "slug", "status", "products", "created_at"]
     list_filter = ["status"]
     search_fields = ["name", "slug"]

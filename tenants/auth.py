@@ -65,7 +65,7 @@ def identity_by_email(email: str) -> Identity | None:
     """The lookup answers only with a proof, made with TENANT_CONTEXT_SECRET,
     that the application asks for this email in this transaction: SQL on the
     app connection cannot ask for emails of its choosing."""
-    if not email or len(email) > 254:
+    if not email or len(email) > 254 or "\x00" in email:
         return None
     key = context_proof.secret()
     try:

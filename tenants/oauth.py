@@ -136,7 +136,12 @@ class OAuthErrorShapeMixin:
         return response
 
 
-DEVICE_CODE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+# Grants the toolkit knows but SageRock does not offer, refused before the
+# toolkit looks at them: the device grant would look a device code up with no
+# client context (a 500 on a missing one); the password grant would check a
+# user's credentials before checking that the application may use it, which
+# tells right passwords from wrong ones without the login page's CSRF check.
+UNOFFERED_GRANTS = {"urn:ietf:params:oauth:grant-type:device_code", "password"}
 
 
 @method_decorator(rate_limited("auth"), name="post")
@@ -144,9 +149,7 @@ class TokenView(OAuthErrorShapeMixin, oauth_views.TokenView):
     validator_class = ActiveClientValidator
 
     def post(self, request, *args, **kwargs):
-        if request.POST.get("grant_type") == DEVICE_CODE_GRANT:
-            # Not offered; the toolkit would look the device code up with no
-            # client context and answer a missing or unknown one with a 500.
+        if request.POST.get("grant_type") in UNOFFERED_GRANTS:
             return _with_error_shape(JsonResponse({"error": "unsupported_grant_type"}, status=400))
         # No rollback on an error answer: refresh-token reuse detection
         # revokes the token family and then answers invalid_grant.

@@ -90,11 +90,20 @@ def client_create(*, name: str, slug: str, products: Iterable[str] = (), actor: 
     except ValidationError:
         raise ValidationError({"slug": "A slug has only letters, digits, hyphens and underscores."}) from None
     _validate_column_text(Client, "slug", slug)
+    # Slugs are unique whatever their case (app.global_key compares them
+    # lower-cased), so they are stored lower-case.
+    slug = slug.lower()
     products = _validate_products(products)
+    taken = ValidationError({"slug": f"A client with slug {slug!r} already exists."})
     with transaction.atomic(using=current_alias()):
-        if Client.objects.filter(slug=slug).exists():
-            raise ValidationError({"slug": f"A client with slug {slug!r} already exists."})
-        client = Client.objects.create(name=name, slug=slug, products=products)
+        if Client.objects.filter(slug__iexact=slug).exists():
+            raise taken
+        try:
+            with transaction.atomic(using=current_alias()):
+                client = Client.objects.create(name=name, slug=slug, products=products)
+        except IntegrityError:
+            # Lost a race with another creation of the same slug.
+            raise taken from None
         audit_record(
             client_id=client.pk, actor=actor, action="client.created", target=f"client:{client.slug}",
             metadata={"products": products},

@@ -4,8 +4,8 @@ Django's permission and content-type catalogs are written by `migrate` (the
 owner); groups are not used (roles are the permission model). Runtime roles
 may read them but not write them, so SQL injected on one client's connection
 cannot use them as shared storage or vandalise them. Sequences keep USAGE
-(inserts need nextval) but lose SELECT, so `last_value` does not show other
-clients' row counts.
+(inserts need nextval) but lose SELECT; `nextval` itself still shows the
+shared counter's position (docs/security.md).
 """
 
 from django.db import migrations

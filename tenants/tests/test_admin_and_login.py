@@ -305,3 +305,16 @@ def test_staff_see_oauth_applications_read_only_and_no_token_pages(super_admin):
     assert response.status_code == 403
     for page in ("oauthaccesstoken", "oauthrefreshtoken", "oauthgrant", "oauthidtoken"):
         assert browser.get(f"/admin/tenants/{page}/").status_code == 404, page
+
+
+def test_a_client_slug_taken_in_another_case_is_a_form_error_not_a_500(super_admin):
+    make_client(slug="acme")
+    browser = HttpClient()
+    browser.force_login(super_admin)
+    response = browser.post(
+        "/admin/tenants/client/add/", {"name": "Acme again", "slug": "ACME", "status": "active", "products": "marketing"}
+    )
+    assert response.status_code == 200
+    assert "A client with this slug already exists." in response.content.decode()
+    with dangerously_bypass_rls():
+        assert Client.objects.filter(slug__iexact="acme").count() == 1

@@ -9,10 +9,12 @@ from tenants.models import AuditEvent, Client, OAuthAccessToken, OAuthApplicatio
 from tenants.services import audit_record
 from tests.factories import (
     ALL_DATABASES,
+    PASSWORD,
     bearer,
     issue_token,
     make_api_application,
     make_user,
+    make_web_app,
 )
 from vault.models import IntegrationCredential
 from vault.services import credential_set
@@ -437,3 +439,20 @@ def test_access_tokens_and_client_secrets_are_stored_only_as_checksums_and_hashe
 
     assert secret not in stored_app.client_secret
     assert identify_hasher(stored_app.client_secret) and check_password(secret, stored_app.client_secret)
+
+
+@pytest.mark.parametrize("password", [PASSWORD, "wrong password", "a\x00b"])
+def test_the_password_grant_is_refused_before_any_credential_is_checked(admin_a, password):
+    """Right and wrong passwords (and bad input) get the same answer: the
+    token endpoint is no password oracle."""
+    web_app = make_web_app()
+    response = api().post(
+        "/oauth/token/",
+        {"grant_type": "password", "client_id": web_app.client_id, "username": admin_a.email, "password": password},
+    )
+    assert_oauth_error(response, 400, "unsupported_grant_type")
+
+
+def test_a_nul_in_the_login_email_is_no_account_not_a_500():
+    response = api().post("/accounts/login/", {"username": "a\x00b@example.test", "password": "x"})
+    assert response.status_code == 200

@@ -229,3 +229,11 @@ def test_rotate_tenant_context_secret_refuses_an_overlap_out_of_range_and_change
     with pytest.raises(CommandError, match="--overlap-minutes: give a whole number of minutes from 0 to 10080"):
         run("rotate_tenant_context_secret", "--overlap-minutes", minutes)
     assert tenant_context_keys() == before
+
+
+def test_create_client_refuses_a_slug_taken_in_another_case_and_stores_slugs_lower_case():
+    call_command("create_client", "--name", "Acme", "--slug", "Acme", stdout=io.StringIO())
+    with pytest.raises(CommandError, match="already exists"):
+        call_command("create_client", "--name", "Acme 2", "--slug", "ACME", stdout=io.StringIO())
+    with dangerously_bypass_rls():
+        assert list(Client.objects.values_list("slug", flat=True)) == ["acme"]
