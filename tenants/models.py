@@ -27,6 +27,9 @@ class Client(models.Model):
     name = models.CharField(max_length=200)
     # unique=True in the model (forms check it, as staff); in the database the
     # slug is unique through `app.global_key` (migration 0014), not an index.
+    # The model state still lists the dropped `tenants_client_slug_key`: a
+    # generated migration that alters this field would try to drop or
+    # re-create it, so change the field with hand-written SQL instead.
     slug = models.SlugField(max_length=63, unique=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
     products = ArrayField(
