@@ -112,6 +112,12 @@ class EnableTenantRLS(_SQLOperation):
             )
         if self.key_column != "id":
             statements.append(f"ALTER TABLE {t} ADD CONSTRAINT {_q(table + '_tenant_key')} UNIQUE ({_q(self.key_column)}, id)")
+        # Runtime roles never write the id (tenants migration 0017, which
+        # also covers the tables created before the function existed).
+        statements.append(
+            "DO $$ BEGIN IF to_regprocedure('app.restrict_id_writes(regclass)') IS NOT NULL THEN "
+            f"PERFORM app.restrict_id_writes('{t}'::regclass); END IF; END $$"
+        )
         return statements
 
     def backwards_sql(self, table):

@@ -150,6 +150,7 @@ FORBIDDEN_TABLE_PRIVILEGES = ("TRUNCATE", "REFERENCES", "TRIGGER")
 NARROW_GRANTS: dict[tuple[str, str], tuple[set[str], set[str]]] = {
     ("tenants_auditevent", "app"): ({"SELECT", "INSERT"}, set()),
     ("tenants_client", "app"): ({"SELECT"}, {"name"}),
+    ("tenants_user", "app"): ({"SELECT"}, {"password", "last_login", "session_epoch"}),
     ("django_admin_log", "app"): (set(), set()),
     ("django_admin_log", "staff"): ({"SELECT"}, set()),
     **{
@@ -365,6 +366,30 @@ def _narrow_grant_problems(using: str) -> list[Problem]:
     roles = _roles()
     problems = []
     with connections[using].cursor() as cursor:
+        # Ids come from counters shared by every client: a runtime role that
+        # may write one could take other clients' next ids (tenants 0017).
+        cursor.execute(
+            """
+            SELECT c.relname, a.attname, r.rolname
+            FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            JOIN pg_index x ON x.indrelid = c.oid AND x.indisprimary
+            JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = ANY (x.indkey)
+            CROSS JOIN pg_roles r
+            WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p') AND r.rolname = ANY(%s)
+              AND (a.attidentity <> '' OR EXISTS (
+                  SELECT 1 FROM pg_attrdef d WHERE d.adrelid = a.attrelid AND d.adnum = a.attnum
+                    AND pg_get_expr(d.adbin, d.adrelid) LIKE 'nextval(%%'))
+              AND CASE WHEN a.attisdropped THEN false  -- see _narrow_grant_problems below
+                       ELSE has_column_privilege(r.rolname, c.oid, a.attnum, 'INSERT')
+                            OR has_column_privilege(r.rolname, c.oid, a.attnum, 'UPDATE') END
+            ORDER BY 1, 3
+            """,
+            [[roles[alias] for alias in RUNTIME_ALIASES]],
+        )
+        problems += [
+            Problem(table, f"{role_name} may write {column} (run app.restrict_id_writes on it)")
+            for table, column, role_name in cursor.fetchall()
+        ]
         # Sequences: USAGE for inserts, but SELECT would show `last_value`,
         # every client's row count together.
         cursor.execute(
@@ -390,8 +415,13 @@ def _narrow_grant_problems(using: str) -> list[Problem]:
             cursor.execute(
                 """
                 SELECT a.attname FROM pg_attribute a
-                WHERE a.attrelid = %s::regclass AND a.attnum > 0 AND NOT a.attisdropped
-                  AND has_column_privilege(%s, a.attrelid, a.attnum, 'UPDATE') ORDER BY 1
+                WHERE a.attrelid = %s::regclass AND a.attnum > 0
+                  -- CASE: has_column_privilege fails on a dropped column, and
+                  -- AND does not promise to test attisdropped first (nor a
+                  -- join condition before a WHERE filter).
+                  AND CASE WHEN a.attisdropped THEN false
+                           ELSE has_column_privilege(%s, a.attrelid, a.attnum, 'UPDATE') END
+                ORDER BY 1
                 """,
                 [table, roles[alias]],
             )
@@ -545,6 +575,8 @@ FUNCTION_EXECUTORS: dict[str, set[str]] = {
     "guard_task_queue": set(),
     "same_client_application": set(),
     "sync_global_key": set(),
+    # Run by migrations (the owner) only.
+    "restrict_id_writes": set(),
 }
 FIXED_SEARCH_PATH = "search_path=pg_catalog, pg_temp"
 DEFAULT_EXECUTORS = {"app", "staff"}

@@ -147,7 +147,7 @@ def test_update_and_delete_of_another_clients_rows_touch_nothing(two_clients):
         assert cursor.rowcount == 0
         cursor.execute("DELETE FROM tenancy_probe_probecomment WHERE client_id = %s", [b.pk])
         assert cursor.rowcount == 0
-        cursor.execute("UPDATE tenants_user SET is_active = false WHERE client_id = %s", [b.pk])
+        cursor.execute("UPDATE tenants_user SET last_login = now() WHERE client_id = %s", [b.pk])
         assert cursor.rowcount == 0
         cursor.execute("UPDATE tenants_client SET name = 'pwned' WHERE id = %s", [b.pk])
         assert cursor.rowcount == 0
@@ -370,3 +370,26 @@ def test_client_slugs_are_unique_without_an_index_the_app_role_can_probe(two_cli
     with connections["default"].cursor() as cursor:
         cursor.execute("SELECT indexdef FROM pg_indexes WHERE tablename = 'tenants_client' AND indexdef ILIKE '%%slug%%'")
         assert cursor.fetchall() == []
+
+
+def test_the_app_role_cannot_choose_ids_or_write_users(two_clients):
+    """Ids come from counters shared by every client: taking other clients'
+    next ids would make their inserts fail. And no client-facing code writes
+    users, so SQL cannot test or squat other clients' emails through the
+    uniqueness of the email."""
+    a, _ = two_clients
+    for statement in (
+        "INSERT INTO tenants_auditevent (id, public_id, client_id, actor_label, action, target, metadata, ip, created_at) "
+        "VALUES (nextval(pg_get_serial_sequence('tenants_auditevent', 'id')) + 1, gen_random_uuid(), "
+        "app.current_client_id(), '', 'x', '', '{}', NULL, now())",
+        "UPDATE tenancy_probe_probenote SET id = id + 1000",
+        "INSERT INTO tenants_user (email, password, full_name, role, client_id, is_active, date_joined, public_id, "
+        "session_epoch) VALUES ('ceo@bravo.test', '', '', 'client_admin', app.current_client_id(), false, now(), "
+        "gen_random_uuid(), 0)",
+        "UPDATE tenants_user SET email = 'ceo@bravo.test'",
+    ):
+        with pytest.raises(DatabaseError, match="permission denied"):
+            app_execute(a.pk, statement)
+    # Ordinary inserts, with the id from the counter, still work.
+    app_execute(a.pk, "INSERT INTO tenancy_probe_probenote (client_id, public_id, title) "
+                      "VALUES (app.current_client_id(), gen_random_uuid(), 'fine')")

@@ -240,3 +240,11 @@ def test_check_rls_reports_an_index_that_does_not_start_with_the_tenant_key(owne
     assert problems_for("tenancy_probe_probenote") == [
         "index probe_title_idx starts with title, not the tenant key (EXPLAIN ANALYZE can probe it)"
     ]
+
+
+def test_check_rls_reports_a_runtime_role_that_may_write_ids(owner_sql):
+    owner_sql(
+        "GRANT INSERT ON tenancy_probe_probenote TO sagerock_app",
+        "REVOKE INSERT ON tenancy_probe_probenote FROM sagerock_app; SELECT app.restrict_id_writes('tenancy_probe_probenote')",
+    )
+    assert "sagerock_app may write id (run app.restrict_id_writes on it)" in problems_for("tenancy_probe_probenote")
