@@ -45,6 +45,9 @@ CREATE FUNCTION app.sync_global_key() RETURNS trigger
             DELETE FROM app.global_key g WHERE g.kind = TG_ARGV[0];
             RETURN NULL;
         END IF;
+        IF TG_OP = 'UPDATE' AND NEW.id IS DISTINCT FROM OLD.id THEN
+            RAISE EXCEPTION 'a row''s id cannot change' USING ERRCODE = 'insufficient_privilege';
+        END IF;
         IF TG_OP IN ('INSERT', 'UPDATE') THEN
             new_value := lower(to_jsonb(NEW) ->> TG_ARGV[1]);
         END IF;
@@ -56,7 +59,10 @@ CREATE FUNCTION app.sync_global_key() RETURNS trigger
         ELSIF TG_OP = 'INSERT' THEN
             INSERT INTO app.global_key (kind, value, row_id) VALUES (kind, new_value, NEW.id);
         ELSIF new_value IS DISTINCT FROM old_value THEN
-            UPDATE app.global_key g SET value = new_value WHERE g.kind = TG_ARGV[0] AND g.row_id = NEW.id;
+            UPDATE app.global_key g SET value = new_value WHERE g.kind = TG_ARGV[0] AND g.row_id = OLD.id;
+            IF NOT FOUND THEN
+                RAISE EXCEPTION 'no global key for this row' USING ERRCODE = 'no_data_found';
+            END IF;
         END IF;
         RETURN NULL;
     EXCEPTION WHEN unique_violation THEN

@@ -13,9 +13,7 @@ a runtime role may still write such an id.
 The app role keeps SELECT on `tenants_user` but may UPDATE only `password`
 (hash upgrades), `last_login` and `session_epoch`: no client-facing code
 creates or edits users, and writing an email would let SQL on the app role
-test or squat other clients' sign-in emails through their uniqueness. The
-global-key trigger also follows the row by its old id and refuses a key it
-cannot find.
+test or squat other clients' sign-in emails through their uniqueness.
 """
 
 from django.db import migrations
@@ -69,45 +67,6 @@ $do$;
 
 REVOKE INSERT, UPDATE, DELETE ON public.tenants_user FROM {app};
 GRANT UPDATE (password, last_login, session_epoch) ON public.tenants_user TO {app};
-
-CREATE OR REPLACE FUNCTION app.sync_global_key() RETURNS trigger
-    LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path = pg_catalog, pg_temp
-    AS $fn$
-    DECLARE
-        kind text := TG_ARGV[0];
-        new_value text;
-        old_value text;
-    BEGIN
-        IF TG_OP = 'TRUNCATE' THEN
-            DELETE FROM app.global_key g WHERE g.kind = TG_ARGV[0];
-            RETURN NULL;
-        END IF;
-        IF TG_OP = 'UPDATE' AND NEW.id IS DISTINCT FROM OLD.id THEN
-            RAISE EXCEPTION 'a row''s id cannot change' USING ERRCODE = 'insufficient_privilege';
-        END IF;
-        IF TG_OP IN ('INSERT', 'UPDATE') THEN
-            new_value := lower(to_jsonb(NEW) ->> TG_ARGV[1]);
-        END IF;
-        IF TG_OP IN ('UPDATE', 'DELETE') THEN
-            old_value := lower(to_jsonb(OLD) ->> TG_ARGV[1]);
-        END IF;
-        IF TG_OP = 'DELETE' THEN
-            DELETE FROM app.global_key g WHERE g.kind = TG_ARGV[0] AND g.row_id = OLD.id;
-        ELSIF TG_OP = 'INSERT' THEN
-            INSERT INTO app.global_key (kind, value, row_id) VALUES (kind, new_value, NEW.id);
-        ELSIF new_value IS DISTINCT FROM old_value THEN
-            UPDATE app.global_key g SET value = new_value WHERE g.kind = TG_ARGV[0] AND g.row_id = OLD.id;
-            IF NOT FOUND THEN
-                RAISE EXCEPTION 'no global key for this row' USING ERRCODE = 'no_data_found';
-            END IF;
-        END IF;
-        RETURN NULL;
-    EXCEPTION WHEN unique_violation THEN
-        -- No DETAIL: the message must not echo whose the value is.
-        RAISE EXCEPTION 'this % is already taken', replace(kind, '_', ' ') USING ERRCODE = 'unique_violation';
-    END
-    $fn$;
 """
 
 BACKWARDS = """
